@@ -41,6 +41,32 @@ class MNISTUnavailableError(RuntimeError):
     """MNIST could be neither found locally nor downloaded, or a file is corrupt."""
 
 
+# Sizes of the extracted files: a header (16 bytes for images, 8 for labels) + one byte each.
+_EXTRACTED_BYTES = {
+    "train-images-idx3-ubyte": 16 + 60_000 * IMAGE_PIXELS,
+    "train-labels-idx1-ubyte": 8 + 60_000,
+    "t10k-images-idx3-ubyte": 16 + 10_000 * IMAGE_PIXELS,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
+
+
+def _damaged_files(root: Path) -> list[str]:
+    """Files in ``root/MNIST/raw`` that exist but are damaged: a ``.gz`` whose MD5 is not
+    the official one, or an extracted file of the wrong size. Only called after an error."""
+    from torchvision.datasets import MNIST
+    from torchvision.datasets.utils import check_md5
+
+    raw = root / "MNIST" / "raw"
+    damaged = []
+    for name, md5 in MNIST.resources:
+        if (raw / name).is_file() and not check_md5(raw / name, md5):
+            damaged.append(f"{raw / name} (MD5 checksum does not match)")
+    for name, size in _EXTRACTED_BYTES.items():
+        if (raw / name).is_file() and (raw / name).stat().st_size != size:
+            damaged.append(f"{raw / name} ({(raw / name).stat().st_size} bytes, expected {size})")
+    return damaged
+
+
 def _help_text(root: Path, reason: str) -> str:
     files = "\n".join(f"    {root / 'MNIST' / 'raw' / name}" for name in MNIST_FILES)
     return (
@@ -68,7 +94,14 @@ def load_mnist(
         dataset = MNIST(str(path), train=train, download=True)
         pixels, labels = dataset.data, dataset.targets
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
-        raise MNISTUnavailableError(_help_text(path, f"{type(exc).__name__}: {exc}")) from exc
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        try:
+            damaged = _damaged_files(path)
+        except OSError:  # an unreadable file: the original reason still says enough
+            damaged = []
+        if damaged:
+            reason = "corrupt or partial file(s): " + "; ".join(damaged) + f". {reason}"
+        raise MNISTUnavailableError(_help_text(path, reason)) from exc
     expected = (_EXPECTED_COUNT[train], IMAGE_SIDE, IMAGE_SIDE)
     if tuple(pixels.shape) != expected or labels.shape != (expected[0],):
         raise MNISTUnavailableError(

@@ -66,14 +66,20 @@ class AutoEncoder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``[N, 784]`` (or ``[N, 1, 28, 28]``) -> codes ``[N, k]``."""
+        if x.ndim < 2 or x.shape[1:].numel() != IMAGE_PIXELS:
+            raise ValueError(
+                f"the encoder takes a batch of images of shape [N, {IMAGE_PIXELS}] or "
+                f"[N, 1, 28, 28], got {tuple(x.shape)}; for one image use x.unsqueeze(0)"
+            )
         return self.encoder(x.reshape(len(x), IMAGE_PIXELS))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes ``[N, k]`` -> images ``[N, 784]`` with pixels in (0, 1)."""
-        if z.shape[-1] != self.latent_dim:
+        if z.ndim != 2 or z.shape[-1] != self.latent_dim:
             raise ValueError(
                 f"this decoder takes codes with {self.latent_dim} dimensions, got a tensor "
-                f"of shape {tuple(z.shape)}; sample codes of shape [N, {self.latent_dim}]"
+                f"of shape {tuple(z.shape)}; pass codes of shape [N, {self.latent_dim}] "
+                f"(for one code use z.unsqueeze(0))"
             )
         return self.decoder(z)
 

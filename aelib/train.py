@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import random
 import tempfile
 import time
@@ -47,7 +48,10 @@ def default_num_threads() -> int:
 
 def configure_threads(num_threads: int | None = None) -> int:
     """Set torch's intra-op CPU threads (default: :func:`default_num_threads`)."""
-    num_threads = num_threads or default_num_threads()
+    if num_threads is None:
+        num_threads = default_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a whole number >= 1 or None, got {num_threads!r}")
     torch.set_num_threads(num_threads)
     return num_threads
 
@@ -55,7 +59,21 @@ def configure_threads(num_threads: int | None = None) -> int:
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The given device, else CUDA if available, else Apple MPS, else the CPU."""
     if device is not None:
-        return torch.device(device)
+        try:
+            chosen = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"device must be None (pick automatically), 'cpu', 'cuda', 'cuda:0', 'mps', "
+                f"...; got {device!r}"
+            ) from exc
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' was asked for, but torch sees no CUDA GPU here; "
+                             "use device=None (automatic) or 'cpu'")
+        if chosen.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                         and torch.backends.mps.is_available()):
+            raise ValueError("device='mps' was asked for, but Apple MPS is not available here; "
+                             "use device=None (automatic) or 'cpu'")
+        return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -88,6 +106,8 @@ def evaluate(
     device: str | torch.device | None = None,
 ) -> float:
     """Mean per-example loss of ``model`` on a whole dataset (no gradients)."""
+    if len(images) == 0:
+        raise ValueError("evaluate() needs at least one image, got an empty tensor")
     device = pick_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -124,25 +144,33 @@ def train(
     Returns ``{"epoch": [...], "train_loss": [...], "test_loss": [...], "seconds": [...]}``
     (``test_loss`` is empty without test images).
     """
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
-    if images.ndim != 2:
-        raise ValueError(f"images must be flat, shape [N, 784]; got {tuple(images.shape)}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    if images.ndim != 2 or len(images) == 0:
+        raise ValueError(f"images must be flat and non-empty, shape [N, 784] "
+                         f"(use images.reshape(len(images), -1)); got {tuple(images.shape)}")
+    for name, x, y in (("labels", images, labels), ("test_labels", test_images, test_labels)):
+        if y is not None and (x is None or len(y) != len(x)):
+            raise ValueError(f"{name} must have one entry per image, got {len(y)} labels for "
+                             f"{0 if x is None else len(x)} images")
     device = pick_device(device)
     model.to(device).train()
     x_all = images.to(device)
     y_all = None if labels is None else labels.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)  # the tutorial's plain Adam
     shuffler = torch.Generator().manual_seed(seed)  # CPU generator: same order on any device
     n = len(x_all)
     steps = math.ceil(n / batch_size)
+    batch_losses = torch.empty(steps, device=device)  # kept on the device: no sync per batch
+    batch_sizes = torch.full((steps,), float(batch_size), dtype=torch.float64)
+    batch_sizes[-1] = n - (steps - 1) * batch_size
     history: History = {"epoch": [], "train_loss": [], "test_loss": [], "seconds": []}
     bar = tqdm(total=epochs * steps, unit="batch", leave=False,
                disable=True if os.environ.get("TQDM_DISABLE") else None)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         order = torch.randperm(n, generator=shuffler).to(device)
-        total = torch.zeros((), device=device)  # summed on the device: no sync per batch
         for i in range(steps):
             idx = order[i * batch_size : (i + 1) * batch_size]
             x = x_all[idx]
@@ -150,9 +178,10 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.detach() * len(idx)
+            batch_losses[i] = loss.detach()
             bar.update()
-        train_loss = total.item() / n
+        # the mean over the epoch's examples, summed in float64 on the CPU: one sync per epoch
+        train_loss = (batch_losses.cpu().double() @ batch_sizes).item() / n
         history["epoch"].append(epoch)
         history["train_loss"].append(train_loss)
         history["seconds"].append(time.perf_counter() - start)
@@ -173,14 +202,21 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is corrupt or does not match the model asked for."""
 
 
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file cannot be read at all (the cache retrains and replaces it)."""
+
+
 def checkpoint_dir(path: str | os.PathLike | None = None) -> Path:
-    """The cache folder: the argument, else ``$AELIB_CHECKPOINT_DIR``, else ``<repo>/checkpoints``."""
+    """The cache folder: the argument, else ``$AELIB_CHECKPOINT_DIR``, else
+    ``<repo>/checkpoints``."""
     if path is None:
         path = os.environ.get(CHECKPOINT_ENV_VAR) or project_root() / "checkpoints"
     return Path(path).expanduser()
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, history: History) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, hparams: dict, history: History
+) -> Path:
     """Write weights, hyper-parameters and history atomically (temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +233,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, hi
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is shared like any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -211,35 +248,58 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> 
     kind of model, or its weights do not fit ``model`` (say, another latent size).
     """
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"There is no checkpoint file at {path}.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError("not an aelib checkpoint (format field missing or unknown)")
+            raise ValueError("its format field is missing or unknown")
         for key in ("kind", "hparams", "history", "state_dict"):
             if key not in payload:
                 raise ValueError(f"the field {key!r} is missing")
+        if not isinstance(payload["hparams"], dict) or not isinstance(payload["history"], dict):
+            raise ValueError("the fields 'hparams' and 'history' must be dicts")
     except Exception as exc:
-        raise CheckpointError(
-            f"The checkpoint {path} is corrupt or not an aelib checkpoint ({exc}). "
+        raise CorruptCheckpointError(
+            f"The checkpoint {path} is corrupt or not an aelib checkpoint "
+            f"({_load_failure(exc)}). "
             f"Delete it (or pass retrain=True) and it will be trained again."
         ) from exc
     if model is not None:
-        if payload["kind"] != type(model).__name__:
-            raise CheckpointError(
-                f"The checkpoint {path} holds a {payload['kind']}, not a {type(model).__name__}."
-            )
-        hparams = getattr(model, "hparams", dict)()
-        saved = {k: payload["hparams"].get(k) for k in hparams}
-        if saved != hparams:
-            raise CheckpointError(
-                f"The checkpoint {path} was trained with {saved}, but the model has "
-                f"{hparams}. Build the model with the checkpoint's settings, or retrain."
-            )
-        try:
-            model.load_state_dict(payload["state_dict"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"The weights in {path} do not fit the model: {exc}") from exc
+        _load_into(model, payload, path)
     return payload
+
+
+def _load_failure(exc: Exception) -> str:
+    """A one-line reason for a failed load (torch's own messages run to many lines and
+    suggest weights_only=False, which a cache of our own files never needs)."""
+    if isinstance(exc, ValueError):
+        return str(exc)
+    if isinstance(exc, pickle.UnpicklingError):
+        return "torch.load(weights_only=True) refuses its content"
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    first = str(exc).split(". ")[0].splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _load_into(model: nn.Module, payload: dict, path: Path) -> None:
+    """Load a checkpoint's weights into ``model`` after checking that they fit it."""
+    if payload["kind"] != type(model).__name__:
+        raise CheckpointError(
+            f"The checkpoint {path} holds a {payload['kind']}, not a {type(model).__name__}."
+        )
+    hparams = getattr(model, "hparams", dict)()
+    saved = {k: payload["hparams"].get(k) for k in hparams}
+    if saved != hparams:
+        raise CheckpointError(
+            f"The checkpoint {path} was trained with {saved}, but the model has "
+            f"{hparams}. Build the model with the checkpoint's settings, or retrain."
+        )
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"The weights in {path} do not fit the model: {exc}") from exc
 
 
 def _cache_name(prefix: str, hparams: dict) -> str:
@@ -259,15 +319,14 @@ def cached_training(
     """Load ``model`` from the cache file named by ``hparams``, or run ``train_fn`` and save.
 
     A corrupt cache file is reported and replaced by a fresh training run; a file whose
-    stored hyper-parameters differ from ``hparams`` raises :class:`CheckpointError`.
+    stored hyper-parameters differ from ``hparams`` raises :class:`CheckpointError`
+    (and leaves ``model`` untouched).
     """
     path = checkpoint_dir(cache_dir) / _cache_name(prefix, hparams)
     if path.exists() and not retrain:
         try:
-            payload = load_checkpoint(path, model)
-        except CheckpointError as exc:
-            if "corrupt" not in str(exc):
-                raise
+            payload = load_checkpoint(path)
+        except CorruptCheckpointError as exc:
             warnings.warn(f"{exc} Retraining now and overwriting it.", stacklevel=3)
         else:
             if payload["hparams"] != hparams:
@@ -275,6 +334,7 @@ def cached_training(
                     f"The checkpoint {path} was saved with {payload['hparams']}, not "
                     f"{hparams}. Delete it or pass retrain=True."
                 )
+            _load_into(model, payload, path)
             if verbose:
                 print(f"Loaded cached model from {path.relative_to(path.parent.parent)}")
             return model.eval(), payload["history"]
