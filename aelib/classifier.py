@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import IMAGE_PIXELS, IMAGE_SIDE, load_mnist
-from .train import History, cached_training, pick_device, set_seed, train
+from .train import History, batched_apply, cached_training, pick_device, set_seed, train
 
 FEATURE_DIM = 128
 NUM_CLASSES = 10
@@ -101,34 +101,18 @@ def train_or_load_classifier(
     return model.to(device), history
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.no_grad()
 def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Class probabilities ``[N, 10]`` (softmax of the logits), on the CPU, in eval mode."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
-    out = [F.softmax(model(images[i : i + batch_size].to(device)), dim=1).cpu()
-           for i in range(0, len(images), batch_size)]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, NUM_CLASSES)
+    if len(images) == 0:
+        return torch.empty(0, NUM_CLASSES)
+    return batched_apply(lambda m, x: F.softmax(m(x), dim=1), model, images, batch_size)
 
 
-@torch.no_grad()
 def extract_features(model: DigitClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """The classifier's penultimate features ``[N, feature_dim]`` for many images, on the CPU."""
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
-    out = [model.features(images[i : i + batch_size].to(device)).cpu()
-           for i in range(0, len(images), batch_size)]
-    model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, model.feature_dim)
+    if len(images) == 0:
+        return torch.empty(0, model.feature_dim)
+    return batched_apply(lambda m, x: m.features(x), model, images, batch_size)
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:

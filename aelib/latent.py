@@ -18,19 +18,16 @@ the variance rule otherwise; pass ``rule="relu"`` or ``rule="variance"`` to forc
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+
 import pandas as pd
 import torch
 from torch import nn
 
-from .train import pick_device
+from .train import batched_apply
 
 DEAD_RULES = ("auto", "relu", "variance")
-
-
-def _device_of(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return pick_device(device)
-    return next(model.parameters()).device
 
 
 def _check_images(images: torch.Tensor) -> torch.Tensor:
@@ -53,24 +50,6 @@ def _check_codes(codes: torch.Tensor) -> torch.Tensor:
     return codes.detach().float().cpu()
 
 
-@torch.no_grad()
-def _batched(fn, model: nn.Module, images: torch.Tensor, batch_size: int,
-             device: str | torch.device | None) -> torch.Tensor:
-    """Apply ``fn(model, batch)`` to ``images`` in batches, in eval mode, on ``device``."""
-    _check_images(images)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = _device_of(model, device)
-    was_training = model.training
-    model.eval()
-    try:
-        out = [fn(model, images[i : i + batch_size].to(device)).cpu()
-               for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
-
-
 def embed_images(
     model: nn.Module,
     images: torch.Tensor,
@@ -81,7 +60,7 @@ def embed_images(
 
     ``device`` defaults to the device the model's weights are on.
     """
-    return _batched(lambda m, x: m.encode(x), model, images, batch_size, device)
+    return batched_apply(lambda m, x: m.encode(x), model, _check_images(images), batch_size, device)
 
 
 def reconstruct(
@@ -91,10 +70,9 @@ def reconstruct(
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """Encode then decode ``images``: a CPU tensor ``[N, 784]`` with pixels in (0, 1)."""
-    return _batched(lambda m, x: m(x)[1], model, images, batch_size, device)
+    return batched_apply(lambda m, x: m(x)[1], model, _check_images(images), batch_size, device)
 
 
-@torch.no_grad()
 def decode_codes(
     model: nn.Module,
     codes: torch.Tensor,
@@ -105,17 +83,7 @@ def decode_codes(
     if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or len(codes) == 0:
         shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes)
         raise ValueError(f"codes must be a non-empty tensor of shape [N, k], got {shape}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = _device_of(model, device)
-    was_training = model.training
-    model.eval()
-    try:
-        out = [model.decode(codes[i : i + batch_size].float().to(device)).cpu()
-               for i in range(0, len(codes), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    return batched_apply(lambda m, z: m.decode(z.float()), model, codes, batch_size, device)
 
 
 def reconstruction_errors(
@@ -132,7 +100,7 @@ def reconstruction_errors(
         flat = x.reshape(len(x), -1)
         return (m(flat)[1] - flat).pow(2).mean(dim=1)
 
-    return _batched(mse, model, images, batch_size, device)
+    return batched_apply(mse, model, _check_images(images), batch_size, device)
 
 
 def per_digit_error(
@@ -233,11 +201,11 @@ def most_active_dims(codes: torch.Tensor, n: int = 2) -> list[int]:
 
 
 def sweep_latent_sizes(
-    sizes,
+    sizes: Iterable[int],
     epochs: int = 10,
     seed: int = 0,
     device: str | torch.device | None = None,
-    cache_dir=None,
+    cache_dir: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> pd.DataFrame:
     """Train (or load from the cache) one autoencoder per latent size in ``sizes``.

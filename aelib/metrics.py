@@ -100,7 +100,11 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
             f"the two feature sets have different widths ({mu_a.shape[0]} vs {mu_b.shape[0]}); "
             f"compute both with the same classifier"
         )
-    with warnings.catch_warnings():  # "matrix is singular" when a feature is constant
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    # BLAS threads as many as torch's (aelib.configure_threads); "matrix is singular"
+    # warnings silenced: a constant feature (a dead ReLU unit) makes them harmless.
+    with threadpool_limits(limits=torch.get_num_threads()), warnings.catch_warnings():
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
         covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
         if not np.isfinite(covmean).all():

@@ -42,6 +42,7 @@ def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = N
     os.close(fd)
     try:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -52,7 +53,7 @@ def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = N
 def image_grid(images: torch.Tensor, nrow: int = 10, padding: int = 2) -> torch.Tensor:
     """Tile flat ``[N, 784]`` (or ``[N, 1, 28, 28]``) images into one ``[H, W]`` picture."""
     grid = make_grid(images_to_grid_shape(images.detach().float().cpu()), nrow=nrow,
-                     padding=padding, pad_value=1.0)
+                     padding=padding, pad_value=0.15)
     return grid[0]
 
 
@@ -67,7 +68,7 @@ def show_images(
     if ax is None:
         rows = -(-len(images) // nrow)
         _, ax = plt.subplots(figsize=(min(nrow, len(images)) * 0.9, rows * 0.9 + 0.4))
-    ax.imshow(image_grid(images, nrow=nrow), cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(image_grid(images, nrow=nrow).numpy(), cmap="gray_r", vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
@@ -236,17 +237,7 @@ def plot_reconstructions(
     if len(row_labels) != len(rows) + 1:
         raise ValueError(f"row_labels needs {len(rows) + 1} strings (originals first), "
                          f"got {list(row_labels)!r}")
-    flat = [t.detach().float().cpu().reshape(n, -1) for t in [originals, *rows]]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(4.0, n * 0.85 + 1.6), 0.95 * len(flat) + 0.4))
-    show_images(torch.cat(flat), nrow=n, ax=ax, labels=column_labels)
-    step = 28 + 2
-    ax.set_yticks([2 + 14 + step * i for i in range(len(flat))])
-    ax.set_yticklabels(list(row_labels), fontsize=10)
-    ax.tick_params(length=0)
-    if title:
-        ax.set_title(title)
-    return ax
+    return plot_image_rows([originals, *rows], row_labels, column_labels, title, ax)
 
 
 def _dim_grid(k: int, ncols: int | None = None) -> tuple[int, int]:

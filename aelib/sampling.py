@@ -202,9 +202,14 @@ class GaussianMixtureSampler(CodeSampler):
                 f"a mixture of {n_components} components needs more codes than "
                 f"{len(live_codes)}; pass at least {2 * n_components} (better: thousands)"
             )
-        self.mixture = GaussianMixture(n_components=n_components, covariance_type="full",
-                                       reg_covar=reg_covar, max_iter=200,
-                                       random_state=self.seed).fit(live_codes.numpy())
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+        # As many BLAS/OpenMP threads as torch uses (aelib.configure_threads): on a busy
+        # 2-core machine the default (all cores) made this fit 7x slower, not faster.
+        with threadpool_limits(limits=torch.get_num_threads()):
+            self.mixture = GaussianMixture(n_components=n_components, covariance_type="full",
+                                           reg_covar=reg_covar, max_iter=200,
+                                           random_state=self.seed).fit(live_codes.numpy())
         self.weights = torch.as_tensor(self.mixture.weights_, dtype=torch.float64)
         self.means = torch.as_tensor(self.mixture.means_, dtype=torch.float64)
         self.choleskys = torch.linalg.cholesky(

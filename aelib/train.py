@@ -33,9 +33,10 @@ History = dict[str, list[float]]
 def default_num_threads() -> int:
     """CPU threads for torch: ``$AELIB_NUM_THREADS``, else half the cores (at least 1).
 
-    Measured on a 2-core machine (bench/README.md): two threads are about 1.3x faster
-    than one on an idle machine, but about 2x slower as soon as another process keeps
-    one core busy (and far worse on some machines). Leaving half the cores free avoids
+    Measured on a 2-core machine (bench/README.md): on an idle machine two threads make
+    an epoch 1.7x faster than one, but as soon as other processes run, two threads are
+    2x slower (one busy loop) to 100x slower (other notebooks and tests), because the
+    threads wait for each other at every operation. Leaving half the cores free avoids
     that cliff when a second notebook, the browser or CI runs alongside.
     """
     value = os.environ.get(THREADS_ENV_VAR)
@@ -95,6 +96,29 @@ def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tor
         _, reconstruction = model(x)
         return F.mse_loss(reconstruction, x)
     return F.cross_entropy(model(x), y)
+
+
+@torch.no_grad()
+def batched_apply(
+    fn,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    batch_size: int = 2048,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """``fn(model, batch)`` over ``inputs`` in batches, without gradients, in eval mode;
+    the results are concatenated on the CPU. ``device`` defaults to the model's."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = pick_device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = [fn(model, inputs[i : i + batch_size].to(device)).cpu()
+               for i in range(0, len(inputs), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from torch import nn
 import aelib
 from aelib import AutoEncoder, CheckpointError
 from aelib.train import (
+    batched_apply,
     CHECKPOINT_ENV_VAR,
     THREADS_ENV_VAR,
     CorruptCheckpointError,
@@ -437,3 +438,17 @@ def test_top_level_exports():
     for name in ("AutoEncoder", "load_mnist", "train", "train_or_load", "pick_device",
                  "evaluate", "save_checkpoint", "load_checkpoint", "CheckpointError"):
         assert hasattr(aelib, name), name
+
+
+def test_batched_apply_matches_one_big_batch_and_restores_mode(mnist_test_subset):
+    images, _ = mnist_test_subset
+    torch.manual_seed(0)
+    model = AutoEncoder(latent_dim=4).train()
+    out = batched_apply(lambda m, x: m.encode(x), model, images, batch_size=100)
+    with torch.no_grad():
+        expected = model.encode(images)
+    assert out.shape == (len(images), 4) and out.device.type == "cpu"
+    torch.testing.assert_close(out, expected)
+    assert model.training  # the caller's mode comes back
+    with pytest.raises(ValueError, match="batch_size"):
+        batched_apply(lambda m, x: m.encode(x), model, images, batch_size=0)
