@@ -91,7 +91,7 @@ def train_or_load_classifier(
     def fit(m: nn.Module) -> History:
         images, labels = load_mnist(train=True)
         test_images, test_labels = load_mnist(train=False)
-        history = train(m, images, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        history = train(m, images, epochs=epochs, batch_size=batch_size, lr=lr, seed=None,
                         device=device, labels=labels, test_images=test_images,
                         test_labels=test_labels, verbose=verbose)
         history["test_accuracy"] = [accuracy(m, test_images, test_labels)]

@@ -98,6 +98,20 @@ def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> tor
     return F.cross_entropy(model(x), y)
 
 
+def shuffled_order(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random permutation of ``range(n)`` for one epoch, made on the CPU.
+
+    Without a ``generator`` it is drawn from torch's global generator the way
+    ``DataLoader(shuffle=True)`` does it with ``num_workers=0``: the loader first draws a
+    base seed for its workers, then the sampler draws the seed of this epoch's order.
+    """
+    if generator is None:
+        torch.empty((), dtype=torch.int64).random_()  # the DataLoader's worker base seed
+        seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator)
+
+
 @torch.no_grad()
 def batched_apply(
     fn,
@@ -150,7 +164,7 @@ def train(
     epochs: int = 10,
     batch_size: int = 128,
     lr: float = 1e-3,
-    seed: int = 0,
+    seed: int | None = None,
     device: str | torch.device | None = None,
     labels: torch.Tensor | None = None,
     test_images: torch.Tensor | None = None,
@@ -160,8 +174,13 @@ def train(
     """Train ``model`` in place with Adam and return its per-epoch history.
 
     An autoencoder is trained to reconstruct ``images`` (MSE); pass ``labels`` to train
-    a classifier instead (cross-entropy). ``seed`` fixes the batch order. Each epoch
-    prints one line in the article's form, ``Epoch 1/10: loss=0.0514``, where the loss
+    a classifier instead (cross-entropy).
+
+    The batch order: with ``seed=None`` (the default) each epoch's shuffle is drawn from
+    torch's global random generator exactly as ``DataLoader(shuffle=True)`` draws it, so
+    ``torch.manual_seed(s)`` before building the model fixes the weights and the batches,
+    and the run matches a plain DataLoader loop with the same seed batch for batch. An
+    integer ``seed`` uses a generator of its own instead. Each epoch prints one line in the article's form, ``Epoch 1/10: loss=0.0514``, where the loss
     is the mean over the training set during that epoch. With ``test_images`` the
     test loss after each epoch is recorded too.
 
@@ -183,7 +202,7 @@ def train(
     x_all = images.to(device)
     y_all = None if labels is None else labels.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)  # the tutorial's plain Adam
-    shuffler = torch.Generator().manual_seed(seed)  # CPU generator: same order on any device
+    shuffler = None if seed is None else torch.Generator().manual_seed(seed)
     n = len(x_all)
     steps = math.ceil(n / batch_size)
     batch_losses = torch.empty(steps, device=device)  # kept on the device: no sync per batch
@@ -194,7 +213,7 @@ def train(
                disable=True if os.environ.get("TQDM_DISABLE") else None)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        order = torch.randperm(n, generator=shuffler).to(device)
+        order = shuffled_order(n, shuffler).to(device)
         for i in range(steps):
             idx = order[i * batch_size : (i + 1) * batch_size]
             x = x_all[idx]
@@ -398,7 +417,9 @@ def train_or_load(
     def fit(m: nn.Module) -> History:
         images, _ = load_mnist(train=True)
         test_images, _ = load_mnist(train=False)
-        return train(m, images, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        # seed=None: the batches come from the global generator seeded above, exactly as
+        # in the article-style script `torch.manual_seed(seed); model = ...; DataLoader(...)`
+        return train(m, images, epochs=epochs, batch_size=batch_size, lr=lr, seed=None,
                      device=device, test_images=test_images, verbose=verbose)
 
     model, history = cached_training(model, hparams, fit, "ae", cache_dir, retrain, verbose)

@@ -25,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 import torchvision
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
 from torchvision.transforms import ToTensor
 
@@ -70,39 +70,23 @@ def load_average() -> str:
 def article_style_training(
     model: torch.nn.Module, epochs: int, device: torch.device, seed: int = SEED
 ) -> tuple[list[float], list[float], float]:
-    """The loop as a tutorial writes it: torchvision dataset + ToTensor + DataLoader,
-    one ``loss.item()`` per batch. Returns (mean loss per epoch, seconds per epoch,
-    CPU seconds of this process per epoch).
+    """The loop as a tutorial writes it: torchvision dataset + ToTensor +
+    ``DataLoader(shuffle=True)``, one ``loss.item()`` per batch. Returns (mean loss per
+    epoch, seconds per epoch, CPU seconds of this process per epoch).
 
-    Same batch order as ``aelib.train(seed=seed)``: aelib draws one
-    ``torch.randperm(n, generator=shuffler)`` per epoch from a CPU generator seeded with
-    ``seed``. RandomSampler draws ``torch.randperm(n, generator=g)`` at the start of
-    each epoch, and one more (its empty remainder) when it is exhausted, and
-    ``DataLoader(shuffle=True, generator=g)`` would also draw worker seeds from ``g``.
-    So the sampler gets ``g`` (which is ``shuffle=True`` in all but name) and ``g``
-    is set to the state aelib's shuffler has at the start of every epoch.
+    ``torch.manual_seed(seed)`` comes first, as in such a script. ``aelib.train`` with
+    its default ``seed=None`` draws each epoch's order from the global generator the
+    way this DataLoader does, so after the same ``torch.manual_seed`` both loops see
+    the same batches.
     """
     dataset = MNIST(str(aelib.data_root()), train=True, transform=ToTensor())
-    g = torch.Generator()
-    loader = DataLoader(dataset, batch_size=BATCH_SIZE,
-                        sampler=RandomSampler(dataset, generator=g))
-    shuffler = torch.Generator().manual_seed(seed)  # mirrors aelib.train's shuffler
-
-    # self-check: the first batch is the one aelib will draw first
-    g.set_state(shuffler.get_state())
-    first, _ = next(iter(loader))
-    images, _ = aelib.load_mnist(train=True)
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-    assert torch.equal(first.view(-1, IMAGE_PIXELS), images[order[:BATCH_SIZE]]), \
-        "the DataLoader and aelib.train would see different batches"
-
+    loader = DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True)
+    torch.manual_seed(seed)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     losses, seconds = [], []
     cpu_start = time.process_time()
     for _epoch in range(epochs):
-        g.set_state(shuffler.get_state())
-        torch.randperm(len(dataset), generator=shuffler)  # advance like aelib.train
         start = time.perf_counter()
         running = 0.0
         for x, _ in loader:
@@ -152,7 +136,8 @@ def compute_only_seconds(
     return time.perf_counter() - start
 
 
-def compare(epochs: int, latent_dim: int, device: torch.device) -> None:
+def compare(epochs: int, latent_dim: int, device: torch.device,
+            baseline_threads: int | None = None) -> None:
     print(machine_summary(device))
     print(f"MNIST root: {aelib.data_root()}")
     print(f"AutoEncoder(latent_dim={latent_dim}), batch {BATCH_SIZE}, Adam lr {LR}, "
@@ -166,12 +151,18 @@ def compare(epochs: int, latent_dim: int, device: torch.device) -> None:
     for floor_model in floor_models:
         floor_model.load_state_dict(article_model.state_dict())
 
+    aelib_threads = torch.get_num_threads()
+    if baseline_threads:  # the article-style loop as a reader runs it, e.g. torch's default
+        torch.set_num_threads(baseline_threads)
+    print(f"torch threads: article-style {torch.get_num_threads()}, aelib.train {aelib_threads}")
     article_losses, article_seconds, article_cpu = article_style_training(
         article_model, epochs, device)
+    torch.set_num_threads(aelib_threads)
     images, _ = aelib.load_mnist(train=True)
+    torch.manual_seed(SEED)  # same global generator state as the article-style loop
     cpu_start = time.process_time()
     history = aelib.train(aelib_model, images, epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                          seed=SEED, device=device, verbose=False)
+                          device=device, verbose=False)
     aelib_cpu = (time.process_time() - cpu_start) / epochs
     aelib_losses, aelib_seconds = history["train_loss"], history["seconds"]
     steps = -(-len(images) // BATCH_SIZE)
@@ -264,6 +255,11 @@ def main() -> None:
                              "half the cores)")
     parser.add_argument("--latent-dim", type=int, default=8, help="code size k (default 8)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: automatic)")
+    parser.add_argument("--baseline-threads", type=int, default=None,
+                        help="torch threads for the article-style loop only (e.g. the "
+                             "number of cores, torch's own default); default: as aelib")
+    parser.add_argument("--busy-core", action="store_true",
+                        help="keep one core busy with another process during the comparison")
     parser.add_argument("--threads-scan", action="store_true",
                         help="time one aelib epoch with 1 and 2 threads, idle and with one "
                              "core busy")
@@ -275,7 +271,13 @@ def main() -> None:
         threads_scan(args.latent_dim, device)
         return
     aelib.configure_threads(args.threads)
-    compare(args.epochs, args.latent_dim, device)
+    busy = busy_core(600) if args.busy_core else None
+    try:
+        compare(args.epochs, args.latent_dim, device, args.baseline_threads)
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
 
 
 if __name__ == "__main__":

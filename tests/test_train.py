@@ -452,3 +452,46 @@ def test_batched_apply_matches_one_big_batch_and_restores_mode(mnist_test_subset
     assert model.training  # the caller's mode comes back
     with pytest.raises(ValueError, match="batch_size"):
         batched_apply(lambda m, x: m.encode(x), model, images, batch_size=0)
+
+
+def test_shuffled_order_matches_a_shuffling_dataloader():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from aelib.train import shuffled_order
+
+    torch.manual_seed(7)
+    loader = DataLoader(TensorDataset(torch.arange(500)), batch_size=64, shuffle=True)
+    expected = [torch.cat([b[0] for b in loader]) for _ in range(3)]
+    torch.manual_seed(7)
+    assert all(torch.equal(shuffled_order(500), e) for e in expected)
+    order = shuffled_order(500, torch.Generator().manual_seed(1))
+    assert sorted(order.tolist()) == list(range(500))
+
+
+def test_default_training_reproduces_the_article_style_loop(mnist_train_subset):
+    """seed=None: after the same torch.manual_seed, aelib.train sees the batches of a
+    plain DataLoader(shuffle=True) loop and gives the same per-epoch losses."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    images = mnist_train_subset[0][:1000]
+    torch.manual_seed(3)
+    reference_model = AutoEncoder(latent_dim=4)
+    ours, other = copy.deepcopy(reference_model), copy.deepcopy(reference_model)
+    loader = DataLoader(TensorDataset(images), batch_size=128, shuffle=True)
+    optimizer = torch.optim.Adam(reference_model.parameters(), lr=1e-3)
+    torch.manual_seed(11)
+    expected = []
+    for _ in range(2):
+        total = 0.0
+        for (x,) in loader:
+            loss = F.mse_loss(reference_model(x)[1], x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(x)
+        expected.append(total / len(images))
+    torch.manual_seed(11)
+    history = aelib.train(ours, images, epochs=2, verbose=False)
+    torch.manual_seed(12)  # another global seed: other batches, another curve
+    assert aelib.train(other, images, epochs=1, verbose=False)["train_loss"][0] != expected[0]
+    assert history["train_loss"] == pytest.approx(expected, rel=1e-6)
