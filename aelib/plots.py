@@ -450,3 +450,79 @@ def plot_image_rows(
     if title:
         ax.set_title(title)
     return ax
+
+
+# --------------------------------------------------------------------------- interactive explorer
+# (ipywidgets sliders over code dimensions; notebook 07)
+
+
+def image_png(image: torch.Tensor, scale: int = 6) -> bytes:
+    """One image ``[784]`` as PNG bytes, dark strokes on white, enlarged without smoothing."""
+    import io
+
+    from PIL import Image
+
+    pixels = (255 * (1 - image.detach().cpu().reshape(28, 28).clamp(0, 1))).round().byte()
+    side = 28 * scale
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.numpy()).resize((side, side), Image.NEAREST).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def in_jupyter() -> bool:
+    """True inside a Jupyter kernel, where widgets can render."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in shell.config
+
+
+def latent_explorer(
+    model: torch.nn.Module,
+    base_code: torch.Tensor,
+    dims: Sequence[int],
+    low: Sequence[float],
+    high: Sequence[float],
+    classifier: torch.nn.Module | None = None,
+):
+    """Sliders over the code dimensions ``dims`` (from ``low`` to ``high``), starting at
+    ``base_code``, and the decoded image, updated as a slider moves; with a
+    ``classifier``, its verdict under the image.
+
+    Returns the ipywidgets box to display, or ``None`` when ipywidgets is not installed
+    (show a static traversal grid instead).
+    """
+    try:
+        import ipywidgets as widgets
+    except ImportError:
+        return None
+    if not (len(dims) == len(low) == len(high)) or not dims:
+        raise ValueError(f"need one low and one high value per dimension, got {len(dims)} dims, "
+                         f"{len(low)} lows and {len(high)} highs")
+    sliders = {
+        d: widgets.FloatSlider(value=float(base_code[d]), min=float(lo), max=float(hi),
+                               step=(float(hi) - float(lo)) / 100 or 0.01, description=f"dim {d}",
+                               readout_format=".1f")
+        for d, lo, hi in zip(dims, low, high)
+    }
+    picture = widgets.Image(format="png", width=168, height=168)
+    verdict = widgets.Label()
+
+    @torch.no_grad()
+    def update(_=None) -> None:
+        code = base_code.detach().clone().float()
+        for d, slider in sliders.items():
+            code[d] = slider.value
+        device = next(model.parameters()).device
+        image = model.decode(code[None].to(device))[0].cpu()
+        picture.value = image_png(image)
+        if classifier is not None:
+            probs = torch.softmax(classifier(image[None].to(device)), dim=1)[0]
+            verdict.value = f"classifier: {int(probs.argmax())} with probability {float(probs.max()):.2f}"
+
+    for slider in sliders.values():
+        slider.observe(update, names="value")
+    update()
+    return widgets.HBox([widgets.VBox(list(sliders.values())), widgets.VBox([picture, verdict])])
