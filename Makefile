@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.aelib-installed
+# extra options for JupyterLab, e.g. make lab LAB_ARGS=--no-browser; root (containers) needs --allow-root
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 .PHONY: setup lab test notebooks bench clean-cache
 
@@ -17,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
 
 test: setup
 	TQDM_DISABLE=1 MPLBACKEND=Agg $(BIN)/python -m pytest
