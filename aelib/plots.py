@@ -205,6 +205,22 @@ def plot_loss_curves(
     return ax
 
 
+# --------------------------------------------------------------------------- code-size axis
+
+
+def code_size_axis(ax: plt.Axes, sizes: Sequence[int]) -> plt.Axes:
+    """Make the x axis of ``ax`` a code-size axis: log2 scale, one labelled tick per size."""
+    sizes = sorted({int(k) for k in sizes})
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"sizes must be code sizes >= 1, got {sizes}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(k) for k in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("code size k (log2 scale)")
+    return ax
+
+
 # --------------------------------------------------------------------------- latent space
 # (reconstructions, code distributions, scatter and correlation of the codes; notebooks 04-06)
 

@@ -113,3 +113,16 @@ def test_loss_curves_reject_bad_history(real_history):
         plots.plot_loss_curves(dict(real_history, test_loss=[0.1]))
     with pytest.raises(ValueError, match="reference"):
         plots.plot_loss_curves(real_history, reference=[])
+
+
+def test_code_size_axis_is_log2_with_one_tick_per_size():
+    fig, ax = plt.subplots()
+    ax.plot([2, 8, 32], [0.04, 0.03, 0.01])
+    plots.code_size_axis(ax, [32, 2, 8, 8])
+    assert ax.get_xscale() == "log"
+    assert list(ax.get_xticks()) == [2, 8, 32]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "8", "32"]
+    assert "code size" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="code sizes"):
+        plots.code_size_axis(ax, [0, 4])
+    plt.close(fig)
