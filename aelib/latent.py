@@ -1,234 +1,128 @@
-"""The latent space of a trained autoencoder: codes, dead dimensions, reconstructions.
+"""The code space of a trained model: codes, reconstructions, dead dimensions, baselines,
+computed without gradients, in eval mode, in batches, as CPU tensors or pandas tables.
 
-Everything here runs without gradients, in eval mode, in batches, and returns CPU
-tensors or pandas tables, so a notebook can plot the result directly.
-
-The dead-dimension rule (used by notebooks 05 and 06):
-
-* ReLU code (the article's model, every code value >= 0): a dimension is **dead** when
-  fewer than ``min_active_share`` (default 1%) of the codes are > 0 in it. Such a
-  dimension is (almost) always exactly 0, so the decoder gets no information from it.
-* Linear code (``code_activation=None``, values can be negative): "> 0" says nothing
-  there, so a dimension is dead when it is (nearly) constant: its standard deviation is
-  below ``rel_std`` (default 1e-3) times the largest standard deviation of any dimension.
-
-``dead_dims(..., rule="auto")`` picks the ReLU rule when no code value is negative and
-the variance rule otherwise; pass ``rule="relu"`` or ``rule="variance"`` to force one.
+Dead dimensions: in a ReLU code (no value < 0) a dimension is dead when fewer than
+``min_active_share`` (1%) of the codes are > 0 in it; in a linear code, when its standard
+deviation is below ``rel_std`` (1e-3) times the largest one. ``rule="auto"`` picks by sign.
 """
 
 from __future__ import annotations
-
-import os
-from collections.abc import Iterable
 
 import pandas as pd
 import torch
 from torch import nn
 
-from .train import batched_apply
+from .data import load_mnist, whole_number
+from .training import batched_apply, train_or_load
 
 DEAD_RULES = ("auto", "relu", "variance")
 
 
-def _check_images(images: torch.Tensor) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor) or images.ndim not in (2, 4) or len(images) == 0:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)
-        raise ValueError(
-            f"images must be a non-empty tensor of shape [N, 784] or [N, 1, 28, 28], got "
-            f"{shape}; load them with aelib.load_mnist()"
-        )
-    return images
+def embed_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Images -> codes ``[N, k]`` (a VAE gives its means)."""
+    return batched_apply(lambda m, x: m.encode(x), model, images)
 
 
-def _check_codes(codes: torch.Tensor) -> torch.Tensor:
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or codes.shape[0] < 2:
-        shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes)
-        raise ValueError(
-            f"codes must be a tensor of shape [N, k] with N >= 2, got {shape}; "
-            f"make them with latent.embed_images(model, images)"
-        )
-    return codes.detach().float().cpu()
+def decode_codes(model: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """Codes ``[N, k]`` -> images ``[N, 784]``."""
+    return batched_apply(lambda m, z: m.decode(z.float()), model, codes)
 
 
-def embed_images(
-    model: nn.Module,
-    images: torch.Tensor,
-    batch_size: int = 2048,
-    device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """Encode ``images`` into codes: a CPU tensor ``[N, k]`` (no gradients, eval mode).
-
-    ``device`` defaults to the device the model's weights are on.
-    """
-    return batched_apply(lambda m, x: m.encode(x), model, _check_images(images), batch_size, device)
+def reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Encode, then decode: ``[N, 784]`` (eval mode, so a VAE decodes its means)."""
+    return batched_apply(lambda m, x: m(x)[1], model, images)
 
 
-def reconstruct(
-    model: nn.Module,
-    images: torch.Tensor,
-    batch_size: int = 2048,
-    device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """Encode then decode ``images``: a CPU tensor ``[N, 784]`` with pixels in (0, 1)."""
-    return batched_apply(lambda m, x: m(x)[1], model, _check_images(images), batch_size, device)
+def reconstruction_errors(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the 784 pixels, one value per image ``[N]``."""
+    return (reconstruct(model, images) - images.reshape(len(images), -1).cpu()).pow(2).mean(dim=1)
 
 
-def decode_codes(
-    model: nn.Module,
-    codes: torch.Tensor,
-    batch_size: int = 2048,
-    device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """Decode codes ``[N, k]`` (e.g. sampled ones) into images: a CPU tensor ``[N, 784]``."""
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or len(codes) == 0:
-        shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes)
-        raise ValueError(f"codes must be a non-empty tensor of shape [N, k], got {shape}")
-    return batched_apply(lambda m, z: m.decode(z.float()), model, codes, batch_size, device)
-
-
-def reconstruction_errors(
-    model: nn.Module,
-    images: torch.Tensor,
-    batch_size: int = 2048,
-    device: str | torch.device | None = None,
-) -> torch.Tensor:
-    """Per-image mean squared error over the 784 pixels: a CPU tensor ``[N]``.
-
-    Its mean over a dataset is the MSE loss the model was trained on.
-    """
-    def mse(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(len(x), -1)
-        return (m(flat)[1] - flat).pow(2).mean(dim=1)
-
-    return batched_apply(mse, model, _check_images(images), batch_size, device)
-
-
-def per_digit_error(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    device: str | torch.device | None = None,
-) -> pd.DataFrame:
-    """Reconstruction error per digit class.
-
-    Returns a table indexed by ``digit`` (the labels present) with columns ``count``,
-    ``mean_error`` (mean per-image MSE) and ``std_error``.
-    """
+def per_digit_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
+    """Table indexed by ``digit``: ``count``, ``mean_error`` and ``std_error`` (per-image MSE)."""
     if len(labels) != len(images):
-        raise ValueError(
-            f"images and labels must have the same length, got {len(images)} and {len(labels)}"
-        )
-    errors = reconstruction_errors(model, images, device=device)
-    frame = pd.DataFrame({"digit": labels.cpu().numpy(), "error": errors.numpy()})
-    table = frame.groupby("digit")["error"].agg(count="count", mean_error="mean",
-                                                std_error="std")
-    return table
+        raise ValueError(f"images and labels differ in length: {len(images)} and {len(labels)}")
+    frame = pd.DataFrame({"digit": labels.numpy(), "error": reconstruction_errors(model, images)})
+    return frame.groupby("digit")["error"].agg(count="count", mean_error="mean", std_error="std")
 
 
-def worst_reconstructions(
-    model: nn.Module,
-    images: torch.Tensor,
-    n: int = 10,
-    device: str | torch.device | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``n`` images reconstructed worst: ``(indices, errors)``, largest error first."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(images):
-        raise ValueError(f"n must be a whole number from 1 to {len(images)}, got {n!r}")
-    errors = reconstruction_errors(model, images, device=device)
-    top = torch.topk(errors, n)
-    return top.indices, top.values
-
-
-def dead_dims(
-    codes: torch.Tensor,
-    min_active_share: float = 0.01,
-    rule: str = "auto",
-    rel_std: float = 1e-3,
-) -> list[int]:
-    """Indices of the dead code dimensions (see the module docstring for the rule).
-
-    * ``rule="relu"``: dead when fewer than ``min_active_share`` of the codes are > 0.
-    * ``rule="variance"``: dead when the dimension's std is below ``rel_std`` times the
-      largest std of any dimension (all dimensions are dead if every one is constant).
-    * ``rule="auto"`` (default): ``"relu"`` if no code value is negative, else ``"variance"``.
-    """
-    codes = _check_codes(codes)
+def dead_dims(codes: torch.Tensor, min_active_share: float = 0.01, rule: str = "auto",
+              rel_std: float = 1e-3) -> list[int]:
+    """Indices of the dead code dimensions (the rule is in the module docstring)."""
+    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or len(codes) < 2:
+        raise ValueError(f"codes must be a tensor [N, k] with N >= 2, got "
+                         f"{getattr(codes, 'shape', type(codes))}; use embed_images(model, images)")
     if rule not in DEAD_RULES:
         raise ValueError(f"rule must be one of {DEAD_RULES}, got {rule!r}")
     if not 0.0 <= min_active_share <= 1.0:
         raise ValueError(f"min_active_share is a share from 0 to 1 (0.01 = 1%), got {min_active_share}")
-    if rule == "auto":
-        rule = "relu" if codes.min() >= 0 else "variance"
-    if rule == "relu":
-        share = (codes > 0).float().mean(dim=0)
-        dead = share < min_active_share
+    codes = codes.detach().float().cpu()
+    if rule == "relu" or (rule == "auto" and codes.min() >= 0):
+        dead = (codes > 0).float().mean(dim=0) < min_active_share
     else:
-        std = codes.std(dim=0)
-        dead = std <= rel_std * std.max()
+        dead = codes.std(dim=0) <= rel_std * codes.std(dim=0).max()
     return [int(i) for i in torch.nonzero(dead).flatten()]
 
 
-def latent_stats(codes: torch.Tensor, **dead_kwargs) -> pd.DataFrame:
-    """One row per code dimension: ``mean``, ``std``, ``share_positive`` (share of codes
-    > 0), ``min``, ``max`` and ``dead`` (by :func:`dead_dims`, which gets ``dead_kwargs``).
-    """
-    codes = _check_codes(codes)
-    dead = set(dead_dims(codes, **dead_kwargs))
-    table = pd.DataFrame({
-        "mean": codes.mean(dim=0).numpy(),
-        "std": codes.std(dim=0).numpy(),
-        "share_positive": (codes > 0).float().mean(dim=0).numpy(),
-        "min": codes.min(dim=0).values.numpy(),
-        "max": codes.max(dim=0).values.numpy(),
-    })
-    table["dead"] = [i in dead for i in range(codes.shape[1])]
-    table.index.name = "dim"
-    return table
-
-
 def live_dims(codes: torch.Tensor, **dead_kwargs) -> list[int]:
-    """The code dimensions that are not dead (the complement of :func:`dead_dims`)."""
+    """The code dimensions that are not dead."""
     dead = set(dead_dims(codes, **dead_kwargs))
     return [i for i in range(codes.shape[1]) if i not in dead]
 
 
+def latent_stats(codes: torch.Tensor, **dead_kwargs) -> pd.DataFrame:
+    """One row per dimension: ``mean``, ``std``, ``share_positive``, ``min``, ``max``, ``dead``."""
+    dead, codes = set(dead_dims(codes, **dead_kwargs)), codes.detach().float().cpu()
+    table = pd.DataFrame({"mean": codes.mean(0), "std": codes.std(0),
+                          "share_positive": (codes > 0).float().mean(0),
+                          "min": codes.min(0).values, "max": codes.max(0).values})
+    table["dead"] = [i in dead for i in range(codes.shape[1])]
+    return table.rename_axis("dim")
+
+
 def most_active_dims(codes: torch.Tensor, n: int = 2) -> list[int]:
     """The ``n`` dimensions with the largest standard deviation, largest first."""
-    codes = _check_codes(codes)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= codes.shape[1]:
-        raise ValueError(f"n must be a whole number from 1 to {codes.shape[1]}, got {n!r}")
+    whole_number("n", n, 1, codes.shape[1])
     return [int(i) for i in torch.argsort(codes.std(dim=0), descending=True)[:n]]
 
 
-def sweep_latent_sizes(
-    sizes: Iterable[int],
-    epochs: int = 10,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    verbose: bool = False,
-) -> pd.DataFrame:
-    """Train (or load from the cache) one autoencoder per latent size in ``sizes``.
+def fit_pca(train_images: torch.Tensor, n_components: int):
+    """scikit-learn's ``PCA`` fitted to the training images (randomized SVD up to 100
+    components, exact beyond)."""
+    from sklearn.decomposition import PCA
 
-    Returns a table indexed by ``latent_dim`` with the final ``train_loss`` (mean over the
-    last epoch), the final ``test_loss`` and ``dead`` (number of dead dimensions of the
-    test-set codes, by :func:`dead_dims`). Models not in the cache are trained now
-    (under a minute each on a laptop CPU); ``cache_dir`` is passed to ``train_or_load``.
-    """
-    from .data import load_mnist
-    from .train import train_or_load
+    whole_number("n_components", n_components, 1, min(train_images.shape))
+    solver = "randomized" if n_components <= 100 else "full"
+    return PCA(n_components, svd_solver=solver, random_state=0).fit(train_images.numpy())
 
-    sizes = sorted({int(k) for k in sizes})
+
+def pca_reconstruct(pca, images: torch.Tensor, k: int) -> torch.Tensor:
+    """Project ``images`` onto the fitted ``pca``'s first ``k`` components and back: the
+    best that any linear code of k numbers can do in mean squared error."""
+    whole_number("k", k, 1, pca.n_components_)
+    basis = torch.as_tensor(pca.components_[:k], dtype=torch.float32)
+    mean = torch.as_tensor(pca.mean_, dtype=torch.float32)
+    return ((images.reshape(len(images), -1) - mean) @ basis.T) @ basis + mean
+
+
+def sweep_latent_sizes(sizes, epochs: int = 10, seed: int = 0, device=None, pca: bool = False,
+                       verbose: bool = False) -> pd.DataFrame:
+    """Train (or load) one article autoencoder per code size. A table indexed by
+    ``latent_dim``: final ``train_loss`` and ``test_loss``, ``dead`` (dimensions dead on the
+    test codes) and, with ``pca=True``, ``pca_test_loss`` of PCA with as many components."""
+    sizes = sorted({whole_number("a code size", k) for k in sizes})
     if not sizes:
         raise ValueError("sizes is empty; pass latent sizes such as [2, 4, 8, 16, 32]")
     test_images, _ = load_mnist(train=False)
+    fitted = fit_pca(load_mnist(train=True)[0], max(sizes)) if pca else None
     rows = []
     for k in sizes:
-        model, history = train_or_load(latent_dim=k, epochs=epochs, seed=seed, device=device,
-                                       cache_dir=cache_dir, verbose=verbose)
-        if not history.get("test_loss"):
-            raise ValueError(f"the cached model for latent_dim={k} has no test loss history")
-        codes = embed_images(model, test_images)
+        model, history = train_or_load("ae", epochs=epochs, seed=seed, device=device,
+                                       verbose=verbose, latent_dim=k)
         rows.append({"latent_dim": k, "train_loss": history["train_loss"][-1],
-                     "test_loss": history["test_loss"][-1], "dead": len(dead_dims(codes))})
+                     "test_loss": history["test_loss"][-1],
+                     "dead": len(dead_dims(embed_images(model, test_images)))})
+        if pca:
+            rows[-1]["pca_test_loss"] = (pca_reconstruct(fitted, test_images, k)
+                                         - test_images).pow(2).mean().item()
     return pd.DataFrame(rows).set_index("latent_dim")

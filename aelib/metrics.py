@@ -1,22 +1,9 @@
-"""Measuring generated digits with a classifier as the yardstick.
-
-Eyeballing a grid of samples says little. These metrics put a number on it, each
-computed the same way for real test images (the floor), reconstructions and samples:
-
-* **confidence**: the classifier's top-class probability; a sample that looks like a
-  digit gets a confident answer. Reported as the mean and as the share above 0.9.
-* **class coverage**: do the samples spread over all ten digits or collapse onto a few?
-  The entropy of the predicted-class histogram divided by log(10) (1 = uniform, 0 = one
-  class), and the number of classes that get at least 2% of the samples.
-* **Fréchet distance** between the classifier's penultimate features of the samples and
-  of real images: both sets summarised by a Gaussian (mean, covariance), then
-  ``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``. The idea of the FID, but with our
-  small MNIST classifier instead of Inception, so its values are only comparable within
-  this project, and only between sets of the same size.
-* **copy check**: a generator that returns its training images is useless. A sample
-  counts as a near-copy when its nearest training image (L2 distance in pixel space) is
-  closer than the 1st percentile of the same distance for held-out real test images.
-"""
+"""Measuring generated digits with a trained classifier as the yardstick, the same way for
+real test images (the floor), reconstructions and samples: confidence, class coverage,
+Fréchet distance of the classifier's 128-d features (FID's idea with our small classifier:
+comparable only within this project, between sets of the same size), improved precision
+and recall (Kynkäänniemi et al., 2019: fidelity and diversity), and near-copies of
+training images. :class:`Yardstick` computes them all for one set of images."""
 
 from __future__ import annotations
 
@@ -24,182 +11,176 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import scipy.linalg
 import torch
+import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 from torch import nn
 
-from .classifier import extract_features, predict_proba
+from .data import whole_number
+from .training import batched_apply
+
+COLUMNS = {"mean_confidence": "mean conf.", "confident_share": "confident share",
+           "class_entropy": "class entropy", "classes_covered": "classes covered",
+           "frechet": "Fréchet", "precision": "precision", "recall": "recall",
+           "copy_share": "near-copies"}
 
 
-def _check_probs(probs: torch.Tensor) -> torch.Tensor:
-    if not isinstance(probs, torch.Tensor) or probs.ndim != 2 or len(probs) == 0:
-        shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs)
-        raise ValueError(
-            f"probs must be a non-empty tensor [N, classes] of class probabilities, got "
-            f"{shape}; make it with classifier.predict_proba(model, images)"
-        )
-    return probs.detach().float().cpu()
+def predict_proba(clf: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Class probabilities ``[N, 10]`` on the CPU."""
+    return batched_apply(lambda m, x: F.softmax(m(x), dim=1), clf, images, batch_size=1000)
 
 
-def mean_confidence(probs: torch.Tensor) -> float:
-    """Mean over the samples of the top-class probability (1.0 = always certain)."""
-    return _check_probs(probs).max(dim=1).values.mean().item()
+def extract_features(clf: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The classifier's penultimate features ``[N, 128]`` on the CPU."""
+    return batched_apply(lambda m, x: m.features(x), clf, images, batch_size=1000)
 
 
-def confident_share(probs: torch.Tensor, threshold: float = 0.9) -> float:
-    """Share of samples whose top-class probability is above ``threshold``."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold is a probability from 0 to 1, got {threshold}")
-    return (_check_probs(probs).max(dim=1).values > threshold).float().mean().item()
-
-
-def class_shares(probs: torch.Tensor) -> torch.Tensor:
-    """Share of samples predicted as each class (argmax): a tensor ``[classes]`` summing to 1."""
-    probs = _check_probs(probs)
-    counts = torch.bincount(probs.argmax(dim=1), minlength=probs.shape[1]).float()
-    return counts / counts.sum()
+def accuracy(clf: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of ``images`` whose most probable class is their label."""
+    if len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"pass one label per image and at least one image, got {len(images)} images and {len(labels)} labels")
+    return (predict_proba(clf, images).argmax(dim=1) == labels.cpu()).float().mean().item()
 
 
 def class_coverage(probs: torch.Tensor, min_share: float = 0.02) -> tuple[float, int]:
-    """How evenly the samples cover the classes.
-
-    Returns ``(normalised_entropy, n_classes)``: the entropy of the predicted-class shares
-    divided by ``log(classes)`` (1.0 when every class gets the same share, 0.0 when one
-    class gets everything), and the number of classes with a share of at least ``min_share``.
-    """
+    """``(entropy of the predicted-class shares / log(classes), classes with >= min_share)``:
+    1.0 and 10 when every digit is predicted equally often, 0.0 and 1 for one digit."""
     if not 0.0 <= min_share <= 1.0:
         raise ValueError(f"min_share is a share from 0 to 1 (0.02 = 2%), got {min_share}")
-    shares = class_shares(probs)
+    shares = torch.bincount(probs.argmax(dim=1), minlength=probs.shape[1]).float() / len(probs)
     nonzero = shares[shares > 0]
-    entropy = -(nonzero * nonzero.log()).sum().item()
-    return entropy / math.log(len(shares)), int((shares >= min_share).sum())
-
-
-def _gaussian_stats(features: torch.Tensor | np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    x = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) \
-        else np.asarray(features, dtype=np.float64)
-    if x.ndim != 2 or len(x) < 2:
-        raise ValueError(
-            f"{name} must be a 2-d array [N, d] with N >= 2 (one feature row per image), "
-            f"got shape {x.shape}"
-        )
-    return x.mean(axis=0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+    return -(nonzero * nonzero.log()).sum().item() / math.log(len(shares)), int((shares >= min_share).sum())
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets ``[N, d]`` and ``[M, d]``.
-
-    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 sqrtm(S_a S_b))``, in float64. ``sqrtm`` may
-    return tiny imaginary parts from rounding; they are dropped (a large imaginary part
-    raises). A singular product gets a small ridge added, as in the reference FID code.
-    """
-    mu_a, cov_a = _gaussian_stats(features_a, "features_a")
-    mu_b, cov_b = _gaussian_stats(features_b, "features_b")
-    if mu_a.shape != mu_b.shape:
-        raise ValueError(
-            f"the two feature sets have different widths ({mu_a.shape[0]} vs {mu_b.shape[0]}); "
-            f"compute both with the same classifier"
-        )
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
-    # BLAS threads as many as torch's (aelib.configure_threads); "matrix is singular"
-    # warnings silenced: a constant feature (a dead ReLU unit) makes them harmless.
+    """``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 sqrtm(S_a S_b))`` between Gaussians fitted to two
+    feature sets ``[N, d]`` and ``[M, d]``, in float64 (tiny imaginary parts dropped)."""
+    a, b = (np.asarray(f.detach().cpu().double() if isinstance(f, torch.Tensor) else f, np.float64)
+            for f in (features_a, features_b))
+    if a.ndim != 2 or b.ndim != 2 or min(len(a), len(b)) < 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"need two feature sets [N, d] with N >= 2 and the same d, got "
+                         f"{a.shape} and {b.shape}; compute both with the same classifier")
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     with threadpool_limits(limits=torch.get_num_threads()), warnings.catch_warnings():
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # dead units: singular
         covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
         if not np.isfinite(covmean).all():
             ridge = np.eye(len(cov_a)) * 1e-6
             covmean = scipy.linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3 * max(1.0, np.abs(covmean).max())):
-            raise ValueError("the matrix square root has a large imaginary part; "
-                             "use more samples than feature dimensions")
-        covmean = covmean.real
-    diff = mu_a - mu_b
-    value = diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean)
-    return float(max(value, 0.0))
+    if np.abs(np.diagonal(covmean).imag).max() > 1e-3 * max(1.0, np.abs(covmean).max()):
+        raise ValueError("the matrix square root has a large imaginary part; use more samples "
+                         "than feature dimensions")
+    covmean = covmean.real
+    diff = a.mean(0) - b.mean(0)
+    return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean), 0.0))
 
 
-def nearest_distances(
-    queries: torch.Tensor, reference: torch.Tensor, chunk_size: int = 256
-) -> torch.Tensor:
-    """For each query image, the L2 distance (pixel space) to its nearest ``reference`` image.
-
-    Works in chunks of ``chunk_size`` queries (``torch.cdist``), so 60,000 reference
-    images never need more than ``chunk_size x 60,000`` distances in memory. Returns a CPU
-    tensor ``[N]``.
-    """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, exclude_self: bool = False,
+                      chunk_size: int = 256) -> torch.Tensor:
+    """Each query's L2 distance to its nearest ``reference`` row: ``[N]`` on the CPU. With
+    ``exclude_self`` (queries = reference), a row's distance to itself does not count."""
     q = queries.detach().float().cpu().reshape(len(queries), -1)
     r = reference.detach().float().cpu().reshape(len(reference), -1)
-    if q.shape[1] != r.shape[1] or len(r) == 0:
-        raise ValueError(
-            f"queries and reference must be non-empty image sets of the same width, got "
-            f"{tuple(q.shape)} and {tuple(r.shape)}"
-        )
+    if q.shape[1] != r.shape[1] or len(r) < 1 + exclude_self:
+        raise ValueError(f"queries and reference must be non-empty sets of the same width, got "
+                         f"{tuple(q.shape)} and {tuple(r.shape)}")
     out = []
-    for i in range(0, len(q), chunk_size):
-        chunk = q[i : i + chunk_size]
-        # the fast matrix-product form finds the nearest image; the distance to it is then
-        # recomputed directly, as the fast form loses precision for near-identical images
-        nearest = torch.cdist(chunk, r, compute_mode="use_mm_for_euclid_dist").argmin(dim=1)
-        out.append((chunk - r[nearest]).norm(dim=1))
-    return torch.cat(out) if out else torch.empty(0)
+    for i in range(0, len(q), whole_number("chunk_size", chunk_size)):
+        d = torch.cdist(q[i:i + chunk_size], r, compute_mode="use_mm_for_euclid_dist")
+        if exclude_self:
+            d[torch.arange(len(d)), torch.arange(i, i + len(d))] = float("inf")
+        nearest = d.argmin(dim=1)  # the distance itself is recomputed exactly (cdist's mm form rounds)
+        out.append((q[i:i + chunk_size] - r[nearest]).norm(dim=1))
+    return torch.cat(out)
 
 
-def copy_threshold(
-    heldout_images: torch.Tensor, train_images: torch.Tensor, quantile: float = 0.01
-) -> float:
-    """The ``quantile`` (default: 1st percentile) of held-out real images' distance to
-    their nearest training image: closer than this counts as a near-copy."""
+def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor,
+                     k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al., 2019): each set's manifold is
+    the union of balls around its points, radius = distance to the k-th nearest neighbour
+    in the same set. Precision: share of fake points inside the real manifold; recall:
+    share of real points inside the fake manifold."""
+    real, fake = real_features.detach().float().cpu(), fake_features.detach().float().cpu()
+    whole_number("k", k, 1, min(len(real), len(fake)) - 1)
+    # k + 1: a point's 0 distance to itself comes first
+    radius_real, radius_fake = (torch.cdist(x, x).kthvalue(k + 1, dim=1).values for x in (real, fake))
+    cross = torch.cdist(fake, real)  # [fake, real]
+    return ((cross <= radius_real[None, :]).any(dim=1).float().mean().item(),
+            (cross <= radius_fake[:, None]).any(dim=0).float().mean().item())
+
+
+def support_share(codes: torch.Tensor, train_codes: torch.Tensor, quantile: float = 0.9) -> float:
+    """Share of ``codes`` inside the training codes' support: their nearest training code is
+    closer than the ``quantile`` of training codes' distances to their own nearest
+    neighbour (so about ``quantile`` of held-out real codes land inside)."""
     if not 0.0 < quantile < 1.0:
-        raise ValueError(f"quantile must be between 0 and 1 (0.01 = 1st percentile), got {quantile}")
-    return torch.quantile(nearest_distances(heldout_images, train_images), quantile).item()
+        raise ValueError(f"quantile must be between 0 and 1 (0.9 = 90th percentile), got {quantile}")
+    radius = torch.quantile(nearest_distances(train_codes, train_codes, exclude_self=True), quantile)
+    return (nearest_distances(codes, train_codes) < radius).float().mean().item()
 
 
-def copy_share(images: torch.Tensor, train_images: torch.Tensor, threshold: float) -> float:
-    """Share of ``images`` whose nearest training image is closer than ``threshold``."""
-    return (nearest_distances(images, train_images) < threshold).float().mean().item()
+def standard_error(share: float, n: int) -> float:
+    """Sampling error of a share measured on ``n`` independent images: sqrt(p (1 - p) / n)."""
+    return math.sqrt(max(share * (1 - share), 0.0) / whole_number("n", n))
 
 
-def sample_quality(
-    classifier: nn.Module,
-    images: torch.Tensor,
-    real_features: torch.Tensor | None = None,
-    train_images: torch.Tensor | None = None,
-    copy_dist: float | None = None,
-    confidence_threshold: float = 0.9,
-    min_share: float = 0.02,
-) -> dict[str, float]:
-    """All the yardstick's numbers for one set of images, as one table row (a dict).
+def compare(a: float, b: float, margin: float,
+            words: tuple[str, str, str] = ("lower than", "about the same as", "higher than")) -> str:
+    """Word how ``a`` stands to ``b``: ``words[2]`` if a > b + margin, ``words[0]`` if
+    a < b - margin, else ``words[1]`` (e.g. margin = two standard errors of the difference)."""
+    if margin < 0 or len(words) != 3:
+        raise ValueError(f"margin must be >= 0 and words three strings, got {margin} and {words!r}")
+    return words[2] if a > b + margin else words[0] if a < b - margin else words[1]
 
-    Keys: ``n``, ``mean_confidence``, ``confident_share`` (top-class probability above
-    ``confidence_threshold``), ``class_entropy`` (normalised), ``classes_2pct`` (classes
-    with at least ``min_share`` of the samples), and, when the inputs are given,
-    ``frechet`` (against ``real_features``, from :func:`aelib.classifier.extract_features`
-    on real test images) and ``copy_share`` (near-copies of ``train_images`` closer than
-    ``copy_dist``, from :func:`copy_threshold`). Missing inputs give NaN.
-    """
-    if len(images) < 2:
-        raise ValueError(f"pass at least 2 images (better: 1,000), got {len(images)}")
-    if (train_images is None) != (copy_dist is None):
-        raise ValueError("the copy check needs both train_images and copy_dist "
-                         "(from metrics.copy_threshold); pass both or neither")
-    probs = predict_proba(classifier, images)
-    entropy, n_classes = class_coverage(probs, min_share)
-    row = {
-        "n": len(images),
-        "mean_confidence": mean_confidence(probs),
-        "confident_share": confident_share(probs, confidence_threshold),
-        "class_entropy": entropy,
-        "classes_2pct": n_classes,
-        "frechet": math.nan,
-        "copy_share": math.nan,
-    }
-    if real_features is not None:
-        row["frechet"] = frechet_distance(extract_features(classifier, images), real_features)
-    if train_images is not None:
-        row["copy_share"] = copy_share(images, train_images, copy_dist)
-    return row
 
+def split_test_images(test_images: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint random sets of ``n`` test images: ``(reference, floor)``. The reference
+    stands for the real distribution; the floor is scored like a perfect generator's samples."""
+    whole_number("n", n, 2, len(test_images) // 2, hint=" (two disjoint test subsets)")
+    order = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))
+    return test_images[order[:n]], test_images[order[n:2 * n]]
+
+
+class Yardstick:
+    """One classifier, reference set and near-copy threshold for every row of a table.
+    ``ys(images)`` gives one row (a dict); ``confident_share`` counts top-class probabilities
+    above ``threshold``, ``classes_covered`` the classes predicted for >= ``min_share``."""
+
+    def __init__(self, clf: nn.Module, reference_images: torch.Tensor,
+                 train_images: torch.Tensor | None = None, threshold: float = 0.9,
+                 min_share: float = 0.02) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold is a probability from 0 to 1, got {threshold}")
+        self.clf, self.train_images = clf, train_images
+        self.threshold, self.min_share = threshold, min_share
+        self.real_features = extract_features(clf, reference_images)
+        self.copy_dist = None if train_images is None else torch.quantile(
+            nearest_distances(reference_images, train_images), 0.01).item()
+
+    def __call__(self, images: torch.Tensor) -> dict[str, float]:
+        if len(images) < 4:
+            raise ValueError(f"score at least 4 images (better: 1,000), got {len(images)}")
+        probs = predict_proba(self.clf, images)
+        top = probs.max(dim=1).values
+        entropy, covered = class_coverage(probs, self.min_share)
+        features = extract_features(self.clf, images)
+        precision, recall = precision_recall(self.real_features, features)
+        row = {"n": len(images), "mean_confidence": top.mean().item(),
+               "confident_share": (top > self.threshold).float().mean().item(), "class_entropy": entropy,
+               "classes_covered": covered, "frechet": frechet_distance(features, self.real_features),
+               "precision": precision, "recall": recall, "copy_share": math.nan}
+        if self.train_images is not None:
+            row["copy_share"] = (nearest_distances(images, self.train_images) < self.copy_dist
+                                 ).float().mean().item()
+        return row
+
+
+def as_table(rows: dict[str, dict]) -> "pd.io.formats.style.Styler":
+    """``{row name: Yardstick row}`` -> a formatted table (percentages, rounded distances)."""
+    table = pd.DataFrame.from_dict(rows, orient="index").drop(columns="n", errors="ignore")
+    table = table.dropna(axis=1, how="all").rename(columns=COLUMNS)
+    return table.style.format({"mean conf.": "{:.3f}", "confident share": "{:.1%}",
+                               "class entropy": "{:.3f}", "Fréchet": "{:.1f}", "precision": "{:.1%}",
+                               "recall": "{:.1%}", "near-copies": "{:.1%}"})

@@ -1,17 +1,30 @@
-"""Shared fixtures: real MNIST from the default data root, loaded once per test session.
+"""Shared fixtures: real MNIST from the data root (``$AELIB_DATA_DIR``, else ``data/``),
+loaded once per session; two small models trained on subsets; every figure closed after
+each test.
 
-The data root is ``$AELIB_DATA_DIR`` if set (CI points it at ../shared/data), else
-``data/`` in the repository.
+Training here always runs on subsets (one epoch on all 60,000 images takes seconds).
 """
 
 from __future__ import annotations
 
-import pytest
-import torch
+import matplotlib
 
-import aelib
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import aelib  # noqa: E402
 
 SUBSET = 2048  # training images used where only the behaviour of the loop matters
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close every figure a test opened (matplotlib keeps them alive otherwise)."""
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +41,7 @@ def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def mnist_train_subset(mnist_train) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``SUBSET`` training images and labels (fast enough for many tests)."""
+    """The first ``SUBSET`` training images and labels."""
     images, labels = mnist_train
     return images[:SUBSET], labels[:SUBSET]
 
@@ -38,3 +51,24 @@ def mnist_test_subset(mnist_test) -> tuple[torch.Tensor, torch.Tensor]:
     """The first 512 test images and labels."""
     images, labels = mnist_test
     return images[:512], labels[:512]
+
+
+@pytest.fixture(scope="session")
+def trained_ae(mnist_train_subset) -> aelib.AutoEncoder:
+    """The article's autoencoder (k = 6) after 3 epochs on the training subset, in eval
+    mode on the CPU. Tests that switch its mode must switch it back."""
+    torch.manual_seed(0)
+    model = aelib.AutoEncoder(latent_dim=6)
+    aelib.train(model, mnist_train_subset[0], epochs=3, device="cpu", verbose=False)
+    return model
+
+
+@pytest.fixture(scope="session")
+def small_classifier(mnist_train) -> aelib.DigitClassifier:
+    """A DigitClassifier after 2 epochs on 3,000 training images (about 85% accurate on
+    the test set, chance is 10%), in eval mode on the CPU."""
+    images, labels = mnist_train
+    torch.manual_seed(0)
+    clf = aelib.DigitClassifier()
+    aelib.train(clf, images[:3000], labels[:3000], epochs=2, lr=2e-3, device="cpu", verbose=False)
+    return clf

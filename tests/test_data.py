@@ -1,4 +1,5 @@
-"""MNIST loading: shapes, order, the data-root variable, and clear errors offline."""
+"""aelib.data: MNIST loading (shapes, order, the data-root variable, clear errors offline),
+the whole-number check and the atomic write."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 from torchvision.datasets import MNIST
 
 import aelib
-from aelib.data import DATA_ENV_VAR, MNIST_FILES, MNISTUnavailableError, data_root, load_mnist
+from aelib.data import (DATA_ENV_VAR, MNIST_FILES, MNISTUnavailableError, atomic_write, data_root,
+                        load_mnist, whole_number)
 
 
 @pytest.fixture
@@ -111,9 +113,68 @@ def test_truncated_extracted_file_gives_a_clear_error(tmp_path, offline):
     assert str(root.resolve()) in message
 
 
-def test_images_to_grid_shape(mnist_test_subset):
-    from aelib.data import images_to_grid_shape
+# ------------------------------------------------------------------------- whole_number
 
-    grid = images_to_grid_shape(mnist_test_subset[0][:3])
-    assert grid.shape == (3, 1, 28, 28)
-    assert torch.equal(grid[1, 0, 5], mnist_test_subset[0][1, 5 * 28 : 6 * 28])
+
+@pytest.mark.parametrize("value, low, high", [(1, 1, None), (7, 1, None), (2, 2, 5), (5, 2, 5),
+                                              (0, 0, None)])
+def test_whole_number_returns_allowed_values(value, low, high):
+    assert whole_number("x", value, low, high) == value
+
+
+@pytest.mark.parametrize("value, low, high, limits", [
+    (0, 1, None, ">= 1"), (-3, 1, None, ">= 1"), (1, 2, None, ">= 2"), (6, 2, 5, "from 2 to 5"),
+    (1, 2, 5, "from 2 to 5"), (2.0, 1, None, ">= 1"), (True, 1, None, ">= 1"),
+    ("3", 1, None, ">= 1"), (None, 1, None, ">= 1"),
+])
+def test_whole_number_message_names_the_argument_limits_and_value(value, low, high, limits):
+    with pytest.raises(ValueError) as info:
+        whole_number("epochs", value, low, high, hint="; try 10")
+    assert str(info.value) == f"epochs must be a whole number {limits}, got {value!r}; try 10"
+
+
+# ------------------------------------------------------------------------- atomic_write
+
+
+def test_atomic_write_creates_folders_and_a_world_readable_file(tmp_path):
+    target = tmp_path / "a" / "b" / "out.txt"
+    seen = []
+
+    def write(tmp):
+        seen.append(Path(tmp))
+        Path(tmp).write_text("new")
+
+    assert atomic_write(target, write) == target
+    assert target.read_text() == "new"
+    # written under another name in the same folder (so the rename is atomic), then renamed
+    assert seen[0] != target and seen[0].parent == target.parent and not seen[0].exists()
+    assert target.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_atomic_write_readers_see_the_old_file_until_the_write_is_complete(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def write(tmp):
+        Path(tmp).write_text("half")
+        assert target.read_text() == "old"  # a reader at this moment sees the old content
+        Path(tmp).write_text("new, complete")
+
+    atomic_write(target, write)
+    assert target.read_text() == "new, complete"
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_failing_write_leaves_the_old_file_and_no_temp_file(tmp_path, error):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old picture")
+
+    def failing(tmp):
+        Path(tmp).write_bytes(b"half a pic")
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(target, failing)
+    assert target.read_bytes() == b"old picture"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]

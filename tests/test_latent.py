@@ -1,147 +1,252 @@
-"""aelib.latent on a small real MNIST subset and a briefly trained autoencoder."""
+"""aelib.latent: codes, reconstructions, dead dimensions, PCA, and the code-size sweep,
+on real MNIST subsets and the small trained autoencoder of conftest.py."""
+
+from __future__ import annotations
 
 import pytest
 import torch
 
 import aelib
-from aelib import latent
+from aelib import latent, training
 
 
 @pytest.fixture(scope="module")
-def mnist_subset():
-    images, labels = aelib.load_mnist(train=False)
-    return images[:1500], labels[:1500]
+def images(mnist_test) -> torch.Tensor:
+    return mnist_test[0][:1500]
 
 
 @pytest.fixture(scope="module")
-def model(mnist_subset):
-    """An autoencoder trained for 2 epochs on 1,500 test images (a few seconds)."""
-    images, _ = mnist_subset
-    aelib.set_seed(0)
-    m = aelib.AutoEncoder(latent_dim=6)
-    aelib.train(m, images, epochs=2, batch_size=64, seed=0, device="cpu", verbose=False)
-    return m
+def labels(mnist_test) -> torch.Tensor:
+    return mnist_test[1][:1500]
 
 
-def test_embed_images_matches_encode_and_batches(model, mnist_subset):
-    images, _ = mnist_subset
-    model.train()  # embed_images must switch to eval and back
-    codes = latent.embed_images(model, images, batch_size=97)
-    assert model.training
-    assert codes.shape == (len(images), 6)
-    assert codes.device.type == "cpu" and not codes.requires_grad
-    with torch.no_grad():
-        expected = model.eval().encode(images)
-    torch.testing.assert_close(codes, expected)
-    torch.testing.assert_close(latent.embed_images(model, images[:10]), expected[:10])
+# ----------------------------------------------------------------- codes and images
+
+
+def test_embed_decode_and_reconstruct_are_the_models_maps(trained_ae, images):
+    trained_ae.train()  # each function must score in eval mode and switch back
+    try:
+        codes = latent.embed_images(trained_ae, images)
+        decoded = latent.decode_codes(trained_ae, codes.double())  # any float type is accepted
+        recon = latent.reconstruct(trained_ae, images)
+        assert trained_ae.training
+    finally:
+        trained_ae.eval()
+    assert codes.shape == (1500, 6) and codes.device.type == "cpu" and not codes.requires_grad
     assert (codes >= 0).all()  # the article's ReLU code
-
-
-def test_reconstruction_errors_average_to_the_training_loss(model, mnist_subset):
-    images, labels = mnist_subset
-    recon = latent.reconstruct(model, images, batch_size=500)
-    assert recon.shape == images.shape
-    assert 0 < recon.min() and recon.max() < 1
-    errors = latent.reconstruction_errors(model, images, batch_size=333)
-    assert errors.shape == (len(images),)
-    assert errors.mean().item() == pytest.approx(aelib.evaluate(model, images), rel=1e-4)
-    torch.testing.assert_close(errors, (recon - images).pow(2).mean(dim=1))
-
-    table = latent.per_digit_error(model, images, labels)
-    assert list(table.index) == sorted(labels.unique().tolist())
-    assert table["count"].sum() == len(images)
-    weighted = (table["count"] * table["mean_error"]).sum() / len(images)
-    assert weighted == pytest.approx(errors.mean().item(), rel=1e-4)
-    ones = errors[labels == 1].mean().item()
-    assert table.loc[1, "mean_error"] == pytest.approx(ones, rel=1e-5)
-
-
-def test_worst_reconstructions_are_the_largest_errors(model, mnist_subset):
-    images, _ = mnist_subset
-    errors = latent.reconstruction_errors(model, images)
-    idx, worst = latent.worst_reconstructions(model, images, n=5)
-    assert len(idx) == 5
-    assert torch.all(worst[:-1] >= worst[1:])
-    torch.testing.assert_close(worst, errors[idx])
-    assert worst[-1] >= errors.sort(descending=True).values[4]
-    with pytest.raises(ValueError, match="whole number"):
-        latent.worst_reconstructions(model, images, n=0)
-
-
-def test_dead_dims_finds_a_dimension_killed_by_the_relu(model, mnist_subset):
-    images, _ = mnist_subset
-    killed = aelib.AutoEncoder(latent_dim=6)
-    killed.load_state_dict(model.state_dict())
     with torch.no_grad():
-        killed.encoder[2].bias[3] = -1e4  # pre-activation always negative -> ReLU gives 0
-    codes = latent.embed_images(killed, images)
-    assert (codes[:, 3] == 0).all()
-    assert 3 in latent.dead_dims(codes)
-    assert 3 not in latent.live_dims(codes)
-    stats = latent.latent_stats(codes)
-    assert list(stats.index) == list(range(6))
-    assert bool(stats.loc[3, "dead"]) and stats.loc[3, "share_positive"] == 0
-    assert stats["dead"].sum() == len(latent.dead_dims(codes))
-    torch.testing.assert_close(torch.tensor(stats["mean"].values), codes.mean(dim=0))
+        torch.testing.assert_close(codes, trained_ae.encode(images))
+        torch.testing.assert_close(decoded, trained_ae.decode(codes))
+    torch.testing.assert_close(recon, decoded)
+    assert recon.shape == (1500, 784)
 
 
-def test_dead_dims_rules_on_synthetic_codes():
-    g = torch.Generator().manual_seed(0)
-    codes = torch.rand(1000, 4, generator=g) * 5
-    codes[:, 1] = 0.0
-    codes[:5, 2] = 0.0
-    codes[5:, 2] = 0.0
-    codes[:5, 2] = 1.0  # active in 0.5% of the codes: dead by the 1% rule
+def test_a_vae_is_embedded_and_reconstructed_through_its_means():
+    torch.manual_seed(0)
+    vae = aelib.VAE(latent_dim=3, hidden_dim=16).train()
+    x = torch.rand(20, 784)
+    with torch.no_grad():
+        means = vae.encode_stats(x)[0]
+        torch.testing.assert_close(latent.embed_images(vae, x), means)
+        torch.testing.assert_close(latent.reconstruct(vae, x), vae.decode(means))
+    assert vae.training
+
+
+def test_reconstruction_errors_are_per_image_and_average_to_the_loss(trained_ae, images):
+    errors = latent.reconstruction_errors(trained_ae, images)
+    recon = latent.reconstruct(trained_ae, images)
+    assert errors.shape == (1500,)
+    torch.testing.assert_close(errors, (recon - images).pow(2).mean(dim=1))
+    assert errors.mean().item() == pytest.approx(aelib.evaluate(trained_ae, images), rel=1e-5)
+    # images in the [N, 1, 28, 28] layout give the same errors
+    torch.testing.assert_close(latent.reconstruction_errors(trained_ae, images.reshape(-1, 1, 28, 28)),
+                               errors)
+
+
+def test_per_digit_error_table(trained_ae, images, labels):
+    errors = latent.reconstruction_errors(trained_ae, images)
+    table = latent.per_digit_error(trained_ae, images, labels)
+    assert table.index.name == "digit" and list(table.index) == list(range(10))
+    assert list(table.columns) == ["count", "mean_error", "std_error"]
+    assert table["count"].tolist() == torch.bincount(labels).tolist()
+    for digit in (1, 8):
+        chosen = errors[labels == digit]
+        assert table.loc[digit, "mean_error"] == pytest.approx(chosen.mean().item(), rel=1e-5)
+        assert table.loc[digit, "std_error"] == pytest.approx(chosen.std().item(), rel=1e-4)
+    with pytest.raises(ValueError, match="images and labels differ in length: 1500 and 3"):
+        latent.per_digit_error(trained_ae, images, labels[:3])
+
+
+# ---------------------------------------------------------------------- dead dimensions
+
+
+def test_relu_rule_on_synthetic_codes():
+    codes = torch.rand(1000, 4, generator=torch.Generator().manual_seed(0)) * 5
+    codes[:, 1] = 0.0                                        # never active: dead
+    codes[:, 2] = torch.where(torch.arange(1000) < 5, 1.0, 0.0)   # active in 0.5%: dead
     codes[:, 3] = torch.where(torch.arange(1000) < 20, 2.0, 0.0)  # active in 2%: alive
     assert latent.dead_dims(codes) == [1, 2]
+    assert latent.live_dims(codes) == [0, 3]
     assert latent.dead_dims(codes, min_active_share=0.03) == [1, 2, 3]
+    assert latent.live_dims(codes, min_active_share=0.03) == [0]
     assert latent.dead_dims(codes, min_active_share=0.0) == []
-
-    linear = torch.randn(1000, 3, generator=g)  # negative values -> variance rule
-    linear[:, 0] = 0.7 + 1e-6 * torch.randn(1000, generator=g)
-    assert latent.dead_dims(linear) == [0]
-    assert latent.dead_dims(linear, rule="variance") == [0]
-    assert latent.dead_dims(linear, rule="relu") == []  # all three are > 0 often enough
-
-    with pytest.raises(ValueError, match="rule"):
-        latent.dead_dims(codes, rule="magic")
-    with pytest.raises(ValueError, match="share"):
-        latent.dead_dims(codes, min_active_share=5)
-    with pytest.raises(ValueError, match=r"\[N, k\]"):
-        latent.dead_dims(codes[0])
+    # a constant but positive dimension is alive by the ReLU rule (it is > 0 everywhere)
+    codes[:, 0] = 3.0
+    assert latent.dead_dims(codes) == [1, 2]
 
 
-def test_most_active_dims_orders_by_std():
+def test_variance_rule_for_codes_that_can_be_negative():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(1000, 3, generator=g)
+    codes[:, 0] = 0.7 + 1e-6 * torch.randn(1000, generator=g)  # (nearly) constant: dead
+    assert latent.dead_dims(codes) == [0]  # auto: negative values -> the variance rule
+    assert latent.dead_dims(codes, rule="variance") == [0]
+    assert latent.dead_dims(codes, rule="relu") == []  # each is > 0 in far more than 1%
+    assert latent.dead_dims(codes, rule="variance", rel_std=1e-7) == []
+    # the auto rule on non-negative codes is the ReLU rule, not the variance rule
+    positive = codes.abs()
+    positive[:, 1] = torch.where(torch.arange(1000) < 3, 50.0, 0.0)  # large std, rarely active
+    assert latent.dead_dims(positive) == [1]
+    assert latent.dead_dims(positive, rule="variance") == [0]
+
+
+def test_dead_dims_finds_a_dimension_killed_by_the_relu(trained_ae, images):
+    killed = aelib.AutoEncoder(latent_dim=6)
+    killed.load_state_dict(trained_ae.state_dict())
+    with torch.no_grad():
+        killed.encoder[2].bias[3] = -1e4  # pre-activation always negative: the code is 0
+    codes = latent.embed_images(killed, images)
+    assert 3 in latent.dead_dims(codes) and 3 not in latent.live_dims(codes)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rule": "magic"}, r"rule must be one of \('auto', 'relu', 'variance'\), got 'magic'"),
+    ({"min_active_share": 5}, r"min_active_share is a share from 0 to 1 \(0.01 = 1%\), got 5"),
+])
+def test_dead_dims_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        latent.dead_dims(torch.rand(10, 3), **kwargs)
+
+
+@pytest.mark.parametrize("bad", [torch.rand(5), torch.rand(1, 4), [[1.0, 2.0], [3.0, 4.0]]])
+def test_dead_dims_needs_a_tensor_of_codes(bad):
+    with pytest.raises(ValueError, match=r"codes must be a tensor \[N, k\] with N >= 2.*"
+                                         r"embed_images\(model, images\)"):
+        latent.dead_dims(bad)
+
+
+def test_latent_stats_one_row_per_dimension():
+    g = torch.Generator().manual_seed(1)
+    codes = torch.relu(torch.randn(500, 4, generator=g) * torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    codes[:, 2] = 0.0
+    stats = latent.latent_stats(codes)
+    assert stats.index.name == "dim" and list(stats.index) == [0, 1, 2, 3]
+    assert list(stats.columns) == ["mean", "std", "share_positive", "min", "max", "dead"]
+    assert stats["dead"].tolist() == [False, False, True, False]
+    torch.testing.assert_close(torch.tensor(stats["mean"].values), codes.mean(0))
+    torch.testing.assert_close(torch.tensor(stats["std"].values), codes.std(0))
+    torch.testing.assert_close(torch.tensor(stats["share_positive"].values),
+                               (codes > 0).float().mean(0))
+    assert stats["max"].tolist() == codes.max(0).values.tolist()
+    # options reach the dead-dimension rule
+    assert latent.latent_stats(codes, min_active_share=0.9)["dead"].tolist() == [True] * 4
+
+
+def test_most_active_dims_orders_by_spread():
     codes = torch.randn(500, 4, generator=torch.Generator().manual_seed(1))
-    codes *= torch.tensor([1.0, 5.0, 0.1, 3.0])
-    assert latent.most_active_dims(codes, 2) == [1, 3]
-    with pytest.raises(ValueError):
+    codes = codes * torch.tensor([1.0, 5.0, 0.1, 3.0]) + torch.tensor([100.0, 0.0, 50.0, 0.0])
+    assert latent.most_active_dims(codes, 2) == [1, 3]  # by spread, not by size
+    assert latent.most_active_dims(codes, 4) == [1, 3, 0, 2]
+    with pytest.raises(ValueError, match="n must be a whole number from 1 to 4, got 5"):
         latent.most_active_dims(codes, 5)
 
 
-def test_decode_codes_gives_images(model):
-    codes = torch.rand(7, 6) * 10
-    images = latent.decode_codes(model, codes, batch_size=3)
-    assert images.shape == (7, 784)
-    with torch.no_grad():
-        torch.testing.assert_close(images, model.decode(codes))
-    with pytest.raises(ValueError, match="dimensions"):
-        latent.decode_codes(model, torch.rand(3, 5))
+# ------------------------------------------------------------------------------- PCA
 
 
-def test_bad_images_say_what_to_do(model):
-    with pytest.raises(ValueError, match="load_mnist"):
-        latent.embed_images(model, torch.empty(0, 784))
-    with pytest.raises(ValueError, match="same length"):
-        latent.per_digit_error(model, torch.rand(4, 784), torch.arange(3))
+def test_pca_reconstruct_is_sklearns_projection(mnist_train_subset, images):
+    train_images = mnist_train_subset[0]
+    pca = latent.fit_pca(train_images, 12)
+    assert pca.n_components_ == 12
+    expected = pca.inverse_transform(pca.transform(images.numpy()))
+    torch.testing.assert_close(latent.pca_reconstruct(pca, images, 12),
+                               torch.as_tensor(expected, dtype=torch.float32), atol=1e-5, rtol=0)
+    # the first 5 of the 12 components: the projection of a PCA fitted with 5
+    five = latent.fit_pca(train_images, 5)
+    expected = five.inverse_transform(five.transform(images.numpy()))
+    torch.testing.assert_close(latent.pca_reconstruct(pca, images, 5),
+                               torch.as_tensor(expected, dtype=torch.float32), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="k must be a whole number from 1 to 12, got 13"):
+        latent.pca_reconstruct(pca, images, 13)
+    with pytest.raises(ValueError, match="n_components must be a whole number from 1 to 784"):
+        latent.fit_pca(train_images, 785)
 
 
-def test_sweep_latent_sizes_trains_once_then_loads(tmp_path):
-    table = latent.sweep_latent_sizes([3, 2, 3], epochs=1, seed=0, device="cpu",
-                                      cache_dir=tmp_path)
-    assert list(table.index) == [2, 3]
-    assert set(table.columns) == {"train_loss", "test_loss", "dead"}
-    assert len(list(tmp_path.glob("ae_*.pt"))) == 2
-    assert ((table["test_loss"] > 0.01) & (table["test_loss"] < 0.2)).all()
-    again = latent.sweep_latent_sizes([2, 3], epochs=1, seed=0, cache_dir=tmp_path)
-    assert again.equals(table)
+def test_a_linear_autoencoder_cannot_beat_pca_by_much(mnist_train_subset):
+    """PCA's k components give the smallest squared error of any k-number linear code on
+    the images it was fitted to; a trained linear autoencoder can only approach it."""
+    train_images = mnist_train_subset[0]
+    k = 8
+    pca_error = (latent.pca_reconstruct(latent.fit_pca(train_images, k), train_images, k)
+                 - train_images).pow(2).mean().item()
+    torch.manual_seed(0)
+    model = aelib.LinearAutoEncoder(latent_dim=k)
+    aelib.train(model, train_images, epochs=20, lr=1e-2, verbose=False)
+    linear_error = aelib.evaluate(model, train_images)
+    assert pca_error * 0.99 < linear_error < 1.3 * pca_error  # close, never clearly better
+    # and PCA with 8 components beats PCA with 4: the projection uses the components asked for
+    four = latent.fit_pca(train_images, 4)
+    assert (latent.pca_reconstruct(four, train_images, 4) - train_images).pow(2).mean() > pca_error
+
+
+# ------------------------------------------------------------------- the code-size sweep
+
+
+@pytest.fixture
+def small_sweep(monkeypatch, tmp_path, mnist_train, mnist_test):
+    """sweep_latent_sizes on 512 training and 256 test images, its cache in tmp_path;
+    returns the list of train() calls."""
+    def subset(train=True, root=None):
+        images, labels = mnist_train if train else mnist_test
+        n = 512 if train else 256
+        return images[:n], labels[:n]
+
+    calls = []
+    real_train = training.train
+
+    def counting_train(*args, **kwargs):
+        calls.append(args[0].latent_dim)
+        return real_train(*args, **kwargs)
+
+    for module in (training, latent):
+        monkeypatch.setattr(module, "load_mnist", subset)
+    monkeypatch.setattr(training, "train", counting_train)
+    monkeypatch.setenv(training.CHECKPOINT_ENV_VAR, str(tmp_path))
+    return calls
+
+
+def test_sweep_latent_sizes_trains_each_size_once(small_sweep, tmp_path, mnist_test):
+    table = latent.sweep_latent_sizes([3, 2, 3], epochs=1, pca=True)
+    assert small_sweep == [2, 3]  # sorted, each size once
+    assert table.index.name == "latent_dim" and list(table.index) == [2, 3]
+    assert list(table.columns) == ["train_loss", "test_loss", "dead", "pca_test_loss"]
+    test_images = mnist_test[0][:256]
+    for k in (2, 3):
+        model, history = aelib.train_or_load("ae", epochs=1, latent_dim=k, verbose=False)
+        assert table.loc[k, "train_loss"] == history["train_loss"][-1]
+        assert table.loc[k, "test_loss"] == history["test_loss"][-1]
+        assert table.loc[k, "dead"] == len(latent.dead_dims(latent.embed_images(model, test_images)))
+    assert table["pca_test_loss"].is_monotonic_decreasing  # more components, smaller error
+    assert small_sweep == [2, 3]  # the models above came from the cache
+    again = latent.sweep_latent_sizes([2, 3], epochs=1)
+    assert "pca_test_loss" not in again.columns
+    assert again.equals(table.drop(columns="pca_test_loss"))
+    assert small_sweep == [2, 3]
+
+
+@pytest.mark.parametrize("sizes, message", [
+    ([], "sizes is empty"), ([4, 0], "a code size must be a whole number >= 1, got 0"),
+])
+def test_sweep_latent_sizes_bad_sizes(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        latent.sweep_latent_sizes(sizes)

@@ -1,4 +1,7 @@
-"""The yardstick metrics, each checked against a case whose answer is known."""
+"""aelib.metrics: each score on a case whose answer is known (synthetic point sets, fake
+classifiers), and the Yardstick with a small real classifier on real MNIST."""
+
+from __future__ import annotations
 
 import math
 
@@ -10,97 +13,11 @@ from torch import nn
 from aelib import metrics
 
 
-def _probs(rows):
-    return torch.tensor(rows, dtype=torch.float32)
-
-
-def test_confidence_and_confident_share():
-    probs = _probs([[0.95, 0.05, 0.0], [0.5, 0.3, 0.2], [0.1, 0.0, 0.9], [0.0, 0.91, 0.09]])
-    assert metrics.mean_confidence(probs) == pytest.approx((0.95 + 0.5 + 0.9 + 0.91) / 4)
-    # strictly above the threshold: 0.95 and 0.91 count, 0.9 does not
-    assert metrics.confident_share(probs, 0.9) == pytest.approx(0.5)
-    assert metrics.confident_share(probs, 0.4) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="probability"):
-        metrics.confident_share(probs, 1.5)
-    with pytest.raises(ValueError, match="predict_proba"):
-        metrics.mean_confidence(torch.rand(5))
-
-
-def test_class_coverage_uniform_single_and_partial():
-    eye = torch.eye(10)
-    uniform = eye.repeat(20, 1)                      # 20 samples of each class
-    entropy, n = metrics.class_coverage(uniform)
-    assert entropy == pytest.approx(1.0) and n == 10
-    single = eye[[3] * 50]                           # everything is a 3
-    entropy, n = metrics.class_coverage(single)
-    assert entropy == pytest.approx(0.0) and n == 1
-    # two classes half and half: entropy log 2 / log 10; one stray sample (1 of 101 < 2%)
-    two = torch.cat([eye[[1] * 50], eye[[7] * 50], eye[[4]]])
-    entropy, n = metrics.class_coverage(two, min_share=0.02)
-    shares = np.array([50, 50, 1]) / 101
-    assert entropy == pytest.approx(-(shares * np.log(shares)).sum() / math.log(10), rel=1e-5)
-    assert n == 2
-    assert metrics.class_shares(two)[[1, 7, 4]].tolist() == pytest.approx(list(shares))
-
-
-def test_frechet_identical_sets_is_zero_and_shift_gives_squared_norm():
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(2000, 16, generator=gen) @ torch.randn(16, 16, generator=gen)
-    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-    shift = torch.linspace(-1, 2, 16)
-    assert metrics.frechet_distance(a, a + shift) == pytest.approx(shift.pow(2).sum().item(), rel=1e-6)
-
-
-def test_frechet_of_two_known_gaussians():
-    # N(0, I) vs N(0, 4 I) in d dims: tr(I + 4I - 2*2I) = d
-    gen = torch.Generator().manual_seed(1)
-    d = 5
-    a = torch.randn(200_000, d, generator=gen)
-    b = 2.0 * torch.randn(200_000, d, generator=gen)
-    assert metrics.frechet_distance(a, b) == pytest.approx(d, rel=0.02)
-    with pytest.raises(ValueError, match="widths"):
-        metrics.frechet_distance(a[:10], b[:10, :3])
-
-
-def test_frechet_handles_rank_deficient_features():
-    # a feature that is always zero (a dead ReLU unit) makes both covariances singular
-    gen = torch.Generator().manual_seed(2)
-    a = torch.randn(300, 8, generator=gen)
-    a[:, 0] = 0.0
-    b = a + 0.5
-    b[:, 0] = 0.0
-    value = metrics.frechet_distance(a, b)
-    assert math.isfinite(value) and value == pytest.approx(7 * 0.25, rel=1e-3)
-
-
-def test_nearest_distances_match_brute_force_across_chunks():
-    gen = torch.Generator().manual_seed(3)
-    queries, reference = torch.rand(23, 784, generator=gen), torch.rand(57, 784, generator=gen)
-    brute = ((queries[:, None, :] - reference[None, :, :]) ** 2).sum(-1).sqrt().min(dim=1).values
-    got = metrics.nearest_distances(queries, reference, chunk_size=5)
-    assert torch.allclose(got, brute, atol=1e-3)
-    # an exact copy has distance (about) 0
-    assert metrics.nearest_distances(reference[[4]], reference)[0] < 1e-6
-
-
-def test_copy_check_on_real_mnist(mnist_train_subset, mnist_test_subset):
-    train_images, _ = mnist_train_subset
-    test_images, _ = mnist_test_subset
-    threshold = metrics.copy_threshold(test_images, train_images, quantile=0.01)
-    assert threshold > 1.0  # real held-out digits are never pixel copies
-    # training images themselves are copies; held-out images mostly are not (~1%)
-    assert metrics.copy_share(train_images[:100], train_images, threshold) == 1.0
-    assert metrics.copy_share(test_images, train_images, threshold) <= 0.02
-    noisy = (train_images[:100] + 0.5 * torch.rand(100, 784)).clamp(0, 1)
-    assert metrics.copy_share(noisy, train_images, threshold) < 0.5
-
-
-class _OneHotOfFirstPixel(nn.Module):
-    """A fake classifier: confident in class int(first pixel), features = the pixels 0..3."""
+class FirstPixelClassifier(nn.Module):
+    """A fake classifier: confident in class int(first pixel); features = pixels 0..3."""
 
     def __init__(self):
         super().__init__()
-        self.feature_dim = 4
         self.dummy = nn.Parameter(torch.zeros(1))
 
     def features(self, x):
@@ -110,21 +27,274 @@ class _OneHotOfFirstPixel(nn.Module):
         return nn.functional.one_hot(x[:, 0].long(), 10).float() * 20.0 + self.dummy
 
 
-def test_sample_quality_row(mnist_train_subset):
-    model = _OneHotOfFirstPixel()
-    gen = torch.Generator().manual_seed(4)
-    images = torch.rand(100, 784, generator=gen)
-    images[:, 0] = torch.arange(100) % 5              # five classes, 20% each
-    real = torch.rand(500, 4, generator=gen)
-    row = metrics.sample_quality(model, images, real_features=real)
-    assert row["n"] == 100
-    assert row["mean_confidence"] > 0.99 and row["confident_share"] == 1.0
+def blobs(centres: torch.Tensor, per_blob: int, seed: int, spread: float = 0.3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.cat([c + spread * torch.randn(per_blob, len(c), generator=g) for c in centres])
+
+
+CENTRES = 10.0 * torch.eye(4)  # four well-separated modes in 4-d
+
+
+# ------------------------------------------------------------------- classifier scores
+
+
+def test_predict_proba_and_extract_features(small_classifier):
+    x = torch.rand(37, 784)
+    probs = metrics.predict_proba(small_classifier, x)
+    assert probs.shape == (37, 10) and (probs >= 0).all()
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones(37))
+    with torch.no_grad():
+        torch.testing.assert_close(probs, torch.softmax(small_classifier(x), dim=1))
+        torch.testing.assert_close(metrics.extract_features(small_classifier, x),
+                                   small_classifier.features(x))
+
+
+def test_accuracy_on_a_hand_made_case():
+    images = torch.zeros(4, 784)
+    images[:, 0] = torch.tensor([3.0, 1.0, 7.0, 7.0])  # predictions 3, 1, 7, 7
+    assert metrics.accuracy(FirstPixelClassifier(), images, torch.tensor([3, 1, 2, 7])) == 0.75
+    for labels in (torch.tensor([3, 1, 2]), torch.tensor([], dtype=torch.long)):
+        with pytest.raises(ValueError, match="pass one label per image and at least one image"):
+            metrics.accuracy(FirstPixelClassifier(), images[:len(labels) + 1], labels)
+
+
+def test_accuracy_of_the_small_classifier_on_real_digits(small_classifier, mnist_test_subset):
+    images, labels = mnist_test_subset
+    assert metrics.accuracy(small_classifier, images, labels) > 0.75  # chance is 0.1
+    assert metrics.accuracy(small_classifier, images, (labels + 1) % 10) < 0.1
+
+
+def test_class_coverage():
+    eye = torch.eye(10)
+    assert metrics.class_coverage(eye.repeat(20, 1)) == (pytest.approx(1.0), 10)
+    assert metrics.class_coverage(eye[[3] * 50]) == (pytest.approx(0.0), 1)
+    # two classes half and half, and one stray prediction (1 of 101 < 2%)
+    two = torch.cat([eye[[1] * 50], eye[[7] * 50], eye[[4]]])
+    shares = np.array([50, 50, 1]) / 101
+    entropy, covered = metrics.class_coverage(two)
+    assert entropy == pytest.approx(-(shares * np.log(shares)).sum() / math.log(10), rel=1e-5)
+    assert covered == 2
+    assert metrics.class_coverage(two, min_share=0.005)[1] == 3
+    with pytest.raises(ValueError, match=r"min_share is a share from 0 to 1 \(0.02 = 2%\), got 2"):
+        metrics.class_coverage(two, min_share=2)
+
+
+# ----------------------------------------------------------------------------- Fréchet
+
+
+def test_frechet_of_two_samples_of_one_gaussian_is_near_zero():
+    g = torch.Generator().manual_seed(0)
+    mixing = torch.randn(4, 4, generator=g)
+    a = torch.randn(20_000, 4, generator=g) @ mixing
+    b = torch.randn(20_000, 4, generator=g) @ mixing
+    scale = torch.cov(a.T).trace().item()
+    assert metrics.frechet_distance(a, b) < 0.01 * scale
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_of_a_shifted_sample_is_the_squared_shift():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2000, 16, generator=g) @ torch.randn(16, 16, generator=g)
+    shift = torch.linspace(-1, 2, 16)
+    assert metrics.frechet_distance(a, a + shift) == pytest.approx(shift.pow(2).sum().item(), rel=1e-6)
+    b = torch.randn(2000, 16, generator=g) @ torch.randn(16, 16, generator=g)  # numpy works too
+    assert metrics.frechet_distance(a.numpy(), b.numpy()) == pytest.approx(
+        metrics.frechet_distance(a, b), rel=1e-9)
+
+
+def test_frechet_of_two_known_gaussians():
+    # N(0, I) against N(0, 4 I) in d dimensions: tr(I + 4 I - 2 * 2 I) = d
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(100_000, 5, generator=g), 2.0 * torch.randn(100_000, 5, generator=g)
+    assert metrics.frechet_distance(a, b) == pytest.approx(5.0, rel=0.02)
+
+
+def test_frechet_with_a_dead_feature_stays_finite():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(300, 8, generator=g)
+    a[:, 0] = 0.0  # a feature that is always 0 (a dead ReLU unit): singular covariances
+    b = a + 0.5
+    b[:, 0] = 0.0
+    assert metrics.frechet_distance(a, b) == pytest.approx(7 * 0.25, rel=1e-3)
+
+
+@pytest.mark.parametrize("a, b", [(torch.rand(10, 4), torch.rand(10, 3)),
+                                  (torch.rand(1, 4), torch.rand(10, 4)), (torch.rand(10), torch.rand(10))])
+def test_frechet_bad_input(a, b):
+    with pytest.raises(ValueError, match=r"need two feature sets \[N, d\] with N >= 2 and the same d"):
+        metrics.frechet_distance(a, b)
+
+
+# ----------------------------------------------------------------- distances, P&R, support
+
+
+def test_nearest_distances_match_brute_force_across_chunks():
+    g = torch.Generator().manual_seed(3)
+    queries, reference = torch.rand(23, 784, generator=g), torch.rand(57, 784, generator=g)
+    brute = (queries[:, None] - reference[None]).pow(2).sum(-1).sqrt().min(dim=1).values
+    torch.testing.assert_close(metrics.nearest_distances(queries, reference, chunk_size=5), brute)
+    assert metrics.nearest_distances(reference[[4]], reference)[0] == 0.0  # an exact copy
+    # excluding itself, a point's nearest neighbour is another point
+    brute_self = (reference[:, None] - reference[None]).pow(2).sum(-1).sqrt()
+    brute_self.fill_diagonal_(float("inf"))
+    torch.testing.assert_close(metrics.nearest_distances(reference, reference, exclude_self=True,
+                                                         chunk_size=10), brute_self.min(dim=1).values)
+    with pytest.raises(ValueError, match="non-empty sets of the same width"):
+        metrics.nearest_distances(queries, reference[:, :10])
+
+
+def test_precision_recall_of_identical_sets_is_one_and_one():
+    real = blobs(CENTRES, 100, seed=0)
+    assert metrics.precision_recall(real, real.clone()) == (1.0, 1.0)
+
+
+def test_precision_recall_of_disjoint_far_sets_is_zero_and_zero():
+    real = blobs(CENTRES, 100, seed=0)
+    assert metrics.precision_recall(real, real + 100.0) == (0.0, 0.0)
+
+
+def test_half_the_modes_gives_high_precision_and_half_the_recall():
+    real = blobs(CENTRES, 250, seed=0)
+    fake = blobs(CENTRES[:2], 500, seed=1)  # the same distribution, two of the four modes
+    precision, recall = metrics.precision_recall(real, fake)
+    assert precision > 0.9
+    assert recall == pytest.approx(0.5, abs=0.05)
+    # swapping the roles swaps the scores: fake covering all modes of a two-mode "real" set
+    swapped = metrics.precision_recall(fake, real)
+    assert swapped[0] == pytest.approx(0.5, abs=0.05) and swapped[1] > 0.9
+
+
+def test_precision_recall_k_must_fit_the_sets():
+    with pytest.raises(ValueError, match="k must be a whole number from 1 to 4, got 5"):
+        metrics.precision_recall(torch.rand(5, 2), torch.rand(8, 2), k=5)
+
+
+def test_support_share():
+    g = torch.Generator().manual_seed(0)
+    train_codes = torch.randn(3000, 2, generator=g)
+    held_out = torch.randn(3000, 2, generator=g)  # the same distribution
+    assert metrics.support_share(train_codes[:500], train_codes) == 1.0  # themselves: inside
+    assert metrics.support_share(held_out, train_codes) == pytest.approx(0.9, abs=0.03)
+    assert metrics.support_share(held_out, train_codes, quantile=0.5) == pytest.approx(0.5, abs=0.04)
+    assert metrics.support_share(held_out + 20.0, train_codes) == 0.0
+    with pytest.raises(ValueError, match=r"quantile must be between 0 and 1 \(0.9 = 90th percentile\)"):
+        metrics.support_share(held_out, train_codes, quantile=90)
+
+
+# ------------------------------------------------------------ wording and sampling error
+
+
+def test_standard_error_is_the_spread_of_a_measured_share():
+    assert metrics.standard_error(0.5, 100) == pytest.approx(0.05)
+    assert metrics.standard_error(0.0, 100) == 0.0
+    # the spread of the share of successes over many repeated measurements of 400
+    g = torch.Generator().manual_seed(0)
+    shares = (torch.rand(4000, 400, generator=g) < 0.2).float().mean(dim=1)
+    assert shares.std().item() == pytest.approx(metrics.standard_error(0.2, 400), rel=0.05)
+    with pytest.raises(ValueError, match="n must be a whole number >= 1, got 0"):
+        metrics.standard_error(0.5, 0)
+
+
+@pytest.mark.parametrize("a, b, expected", [(0.80, 0.70, "higher than"), (0.70, 0.80, "lower than"),
+                                            (0.74, 0.70, "about the same as"),
+                                            (0.66, 0.70, "about the same as"),
+                                            (0.75, 0.70, "about the same as")])
+def test_compare_words_with_a_margin(a, b, expected):
+    assert metrics.compare(a, b, margin=0.05) == expected
+
+
+def test_compare_custom_words_and_errors():
+    words = ("低于", "与…相当", "高于")
+    assert [metrics.compare(x, 1.0, 0.1, words) for x in (0.5, 1.0, 1.5)] == list(words)
+    with pytest.raises(ValueError, match="margin must be >= 0 and words three strings"):
+        metrics.compare(1.0, 2.0, -0.1)
+    with pytest.raises(ValueError, match="margin must be >= 0 and words three strings"):
+        metrics.compare(1.0, 2.0, 0.1, words=("a", "b"))
+
+
+def test_split_test_images_gives_two_disjoint_random_sets():
+    images = torch.arange(1000.0)[:, None].repeat(1, 784)  # image i is all i: traceable
+    reference, floor = metrics.split_test_images(images, 300, seed=0)
+    assert reference.shape == floor.shape == (300, 784)
+    ids_ref, ids_floor = set(reference[:, 0].tolist()), set(floor[:, 0].tolist())
+    assert len(ids_ref) == len(ids_floor) == 300 and not ids_ref & ids_floor
+    assert ids_ref != set(range(300))  # random, not the first 300
+    again = metrics.split_test_images(images, 300, seed=0)
+    assert torch.equal(again[0], reference) and torch.equal(again[1], floor)
+    assert not torch.equal(metrics.split_test_images(images, 300, seed=1)[0], reference)
+    with pytest.raises(ValueError, match=r"n must be a whole number from 2 to 500, got 501 \(two "
+                                         r"disjoint test subsets\)"):
+        metrics.split_test_images(images, 501)
+
+
+# --------------------------------------------------------------------------- Yardstick
+
+ROW_KEYS = ["n", "mean_confidence", "confident_share", "class_entropy", "classes_covered",
+            "frechet", "precision", "recall", "copy_share"]
+
+
+def test_yardstick_row_on_a_fake_classifier():
+    g = torch.Generator().manual_seed(4)
+    reference = torch.rand(200, 784, generator=g)
+    ys = metrics.Yardstick(FirstPixelClassifier(), reference)
+    images = torch.rand(100, 784, generator=g)
+    images[:, 0] = torch.arange(100) % 5  # five classes, 20% each, all confident
+    row = ys(images)
+    assert list(row) == ROW_KEYS
+    assert row["n"] == 100 and row["confident_share"] == 1.0 and row["mean_confidence"] > 0.99
     assert row["class_entropy"] == pytest.approx(math.log(5) / math.log(10), rel=1e-5)
-    assert row["classes_2pct"] == 5
-    assert row["frechet"] == pytest.approx(metrics.frechet_distance(images[:, :4], real))
-    assert math.isnan(row["copy_share"])
-    train_images, _ = mnist_train_subset
-    row = metrics.sample_quality(model, train_images[:50], train_images=train_images, copy_dist=1.0)
-    assert row["copy_share"] == 1.0 and math.isnan(row["frechet"])
-    with pytest.raises(ValueError, match="both"):
-        metrics.sample_quality(model, images, train_images=train_images)
+    assert row["classes_covered"] == 5
+    assert row["frechet"] == pytest.approx(metrics.frechet_distance(images[:, :4], reference[:, :4]))
+    assert (row["precision"], row["recall"]) == metrics.precision_recall(reference[:, :4], images[:, :4])
+    assert math.isnan(row["copy_share"])  # no training images given
+    # the options of the Yardstick reach the row
+    strict = metrics.Yardstick(FirstPixelClassifier(), reference, threshold=1.0, min_share=0.25)(images)
+    assert strict["confident_share"] == 0.0 and strict["classes_covered"] == 0
+
+
+def test_yardstick_errors():
+    with pytest.raises(ValueError, match="threshold is a probability from 0 to 1, got 90"):
+        metrics.Yardstick(FirstPixelClassifier(), torch.rand(10, 784), threshold=90)
+    ys = metrics.Yardstick(FirstPixelClassifier(), torch.rand(10, 784))
+    with pytest.raises(ValueError, match=r"score at least 4 images \(better: 1,000\), got 3"):
+        ys(torch.rand(3, 784))
+
+
+@pytest.fixture(scope="module")
+def real_rows(small_classifier, mnist_train, mnist_test):
+    train_images = mnist_train[0][:5000]
+    reference, floor = metrics.split_test_images(mnist_test[0], 500, seed=0)
+    ys = metrics.Yardstick(small_classifier, reference, train_images=train_images)
+    noise = torch.rand(500, 784, generator=torch.Generator().manual_seed(0))
+    return {"real test images": ys(floor), "noise": ys(noise),
+            "training images": ys(train_images[:500])}
+
+
+def test_real_images_score_as_the_floor_and_noise_far_from_it(real_rows):
+    real, noise = real_rows["real test images"], real_rows["noise"]
+    assert real["mean_confidence"] > noise["mean_confidence"] + 0.05
+    assert real["confident_share"] > noise["confident_share"] + 0.3
+    assert real["classes_covered"] == 10 and real["class_entropy"] > 0.95
+    assert noise["class_entropy"] < 0.5  # noise is called one or two digits
+    assert real["frechet"] < 0.1 * noise["frechet"]
+    assert real["precision"] > 0.8 and real["recall"] > 0.8
+    # (noise's precision is no check: one outlying real image's large ball can hold it)
+    assert noise["recall"] < 0.1
+    # near-copies: held-out images rarely (the threshold is their 1st percentile),
+    # training images always (each is its own nearest training image)
+    assert real["copy_share"] < 0.05 and noise["copy_share"] == 0.0
+    assert real_rows["training images"]["copy_share"] == 1.0
+
+
+def test_as_table_formats_the_rows(real_rows):
+    styled = metrics.as_table(real_rows)
+    table = styled.data
+    assert list(table.index) == list(real_rows)
+    assert list(table.columns) == ["mean conf.", "confident share", "class entropy", "classes covered",
+                                   "Fréchet", "precision", "recall", "near-copies"]
+    html = styled.to_html()
+    assert f"{real_rows['noise']['precision']:.1%}" in html
+    assert f"{real_rows['real test images']['frechet']:.1f}" in html
+    # without training images there are no near-copies: the column is dropped
+    rows = {name: {**row, "copy_share": math.nan} for name, row in real_rows.items()}
+    assert "near-copies" not in metrics.as_table(rows).data.columns

@@ -1,0 +1,164 @@
+"""The article's autoencoder, a linear autoencoder, a VAE and the yardstick classifier.
+Each model says how it is scored (``model.loss(x, y)``, as nanoGPT's model returns its own
+loss), so one training loop fits them all without a branch per kind."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import IMAGE_PIXELS, IMAGE_SIDE, whole_number
+
+CODE_ACTIVATIONS = ("relu", None)
+
+
+def _size(name: str, value: object, largest: int) -> int:
+    return whole_number(name, value, 1, largest, hint=f" (the input has {IMAGE_PIXELS} pixels); "
+                                                      f"try latent_dim=8, as in the article")
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    if x.ndim < 2 or x.shape[1:].numel() != IMAGE_PIXELS:
+        raise ValueError(f"expected a batch of images [N, {IMAGE_PIXELS}] or [N, 1, 28, 28], got "
+                         f"{tuple(x.shape)}; for one image use x.unsqueeze(0)")
+    return x.reshape(len(x), IMAGE_PIXELS)
+
+
+def _kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var)
+
+
+def _decoder(latent_dim: int, hidden_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(),
+                         nn.Linear(hidden_dim, IMAGE_PIXELS), nn.Sigmoid())
+
+
+class AutoEncoder(nn.Module):
+    """Encoder ``Linear(784, 256) -> ReLU -> Linear(256, k) [-> ReLU]``; decoder
+    ``Linear(k, 256) -> ReLU -> Linear(256, 784) -> Sigmoid``. ``code_activation="relu"``
+    is the article's model; ``None`` leaves the code linear (it may be negative)."""
+
+    def __init__(self, latent_dim: int = 8, hidden_dim: int = 256,
+                 code_activation: str | None = "relu") -> None:
+        super().__init__()
+        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS)
+        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096)
+        if code_activation not in CODE_ACTIVATIONS:
+            raise ValueError(f"code_activation must be 'relu' (the article's model) or None "
+                             f"(a linear code), got {code_activation!r}")
+        self.code_activation = code_activation
+        code_layer = [nn.ReLU()] if code_activation == "relu" else []
+        self.encoder = nn.Sequential(nn.Linear(IMAGE_PIXELS, hidden_dim), nn.ReLU(),
+                                     nn.Linear(hidden_dim, latent_dim), *code_layer)
+        self.decoder = _decoder(latent_dim, hidden_dim)
+
+    def hparams(self) -> dict:
+        """The constructor arguments, enough to rebuild this model."""
+        names = ("latent_dim", "hidden_dim", "code_activation")
+        return {name: getattr(self, name) for name in names if hasattr(self, name)}
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[N, 784]`` (or ``[N, 1, 28, 28]``) -> codes ``[N, k]``."""
+        return self.encoder(_flat(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes ``[N, k]`` -> flat images ``[N, 784]``."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"this decoder takes codes [N, {self.latent_dim}], got a tensor of "
+                             f"shape {tuple(z.shape)} (for one code use z.unsqueeze(0))")
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(code, reconstruction)``, as in the article."""
+        code = self.encode(x)
+        return code, self.decode(code)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean squared error per pixel of the reconstruction (labels ``y`` are ignored)."""
+        return F.mse_loss(self(x)[1], _flat(x))
+
+
+class LinearAutoEncoder(AutoEncoder):
+    """``Linear(784, k)`` then ``Linear(k, 784)``: no activation anywhere, trained with MSE.
+    Its best solution spans the same subspace as PCA's first k components."""
+
+    def __init__(self, latent_dim: int = 8) -> None:
+        nn.Module.__init__(self)
+        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS)
+        self.encoder = nn.Linear(IMAGE_PIXELS, latent_dim)
+        self.decoder = nn.Linear(latent_dim, IMAGE_PIXELS)
+
+
+class VAE(AutoEncoder):
+    """A variational autoencoder with the article's widths. The encoder's last layer gives
+    ``2k`` numbers: a mean and a log-variance per code dimension. ``encode`` returns the
+    mean; ``forward`` draws ``z`` with the reparameterisation trick while training."""
+
+    def __init__(self, latent_dim: int = 8, hidden_dim: int = 256) -> None:
+        nn.Module.__init__(self)
+        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS)
+        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096)
+        self.encoder = nn.Sequential(nn.Linear(IMAGE_PIXELS, hidden_dim), nn.ReLU(),
+                                     nn.Linear(hidden_dim, 2 * latent_dim))
+        self.decoder = _decoder(latent_dim, hidden_dim)
+
+    def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, log_variance)`` of q(z | x), each ``[N, k]``."""
+        return self.encoder(_flat(x)).chunk(2, dim=1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_stats(x)[0]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.encode_stats(x)
+        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp() if self.training else mean
+        return z, self.decode(z)
+
+    def kl_per_dim(self, x: torch.Tensor) -> torch.Tensor:
+        """KL(q(z|x) || N(0, 1)) of each image and code dimension, in nats: ``[N, k]``."""
+        return _kl(*self.encode_stats(x))
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The negative ELBO per image, in nats: Bernoulli reconstruction term (binary
+        cross-entropy summed over the 784 pixels) plus the KL divergence to N(0, I)."""
+        mean, log_var = self.encode_stats(x)
+        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+        recon = F.binary_cross_entropy(self.decode(z), _flat(x), reduction="sum")
+        return (recon + _kl(mean, log_var).sum()) / len(x)
+
+
+class DigitClassifier(nn.Module):
+    """Conv(1->16) -> pool -> Conv(16->32) -> pool -> Linear(1568, 128) -> Linear(128, 10).
+    ``features(x)`` gives the 128 activations before the last layer."""
+
+    def __init__(self, channels: int = 16, feature_dim: int = 128, dropout: float = 0.25) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.channels, self.feature_dim, self.dropout = channels, feature_dim, dropout
+        self.body = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 14
+            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # -> 7
+            nn.Flatten(), nn.Linear(2 * channels * 7 * 7, feature_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, 10))
+
+    def hparams(self) -> dict:
+        return {"channels": self.channels, "feature_dim": self.feature_dim, "dropout": self.dropout}
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> the penultimate activations ``[N, feature_dim]``."""
+        return self.body(_flat(x).reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> logits ``[N, 10]``."""
+        return self.head(self.features(x))
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy of the logits against the labels ``y``."""
+        if y is None:
+            raise ValueError("a classifier is trained on labels: pass labels=... to train()")
+        return F.cross_entropy(self(x), y)
+
+
+MODELS = {"ae": AutoEncoder, "linear": LinearAutoEncoder, "vae": VAE, "classifier": DigitClassifier}

@@ -1,0 +1,243 @@
+"""aelib.models: shapes, the layers, each model's .loss against a hand computation, the
+VAE's sampling, and the clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from aelib import MODELS, VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder
+
+AUTOENCODERS = [AutoEncoder, LinearAutoEncoder, VAE]
+
+
+def zero_(layer: nn.Linear, bias: float = 0.0) -> nn.Linear:
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(bias)
+    return layer
+
+
+# ------------------------------------------------------------------------------ shapes
+
+
+@pytest.mark.parametrize("cls", AUTOENCODERS)
+@pytest.mark.parametrize("latent_dim", [2, 8, 64])
+def test_autoencoder_shapes(cls, latent_dim, mnist_test_subset):
+    torch.manual_seed(0)
+    model = cls(latent_dim=latent_dim).eval()
+    images = mnist_test_subset[0][:16]
+    code = model.encode(images)
+    assert code.shape == (16, latent_dim)
+    assert torch.equal(model.encode(images.reshape(16, 1, 28, 28)), code)  # both layouts
+    decoded = model.decode(code)
+    assert decoded.shape == (16, 784)
+    forward_code, reconstruction = model(images)
+    assert torch.equal(forward_code, code) and torch.equal(reconstruction, decoded)
+
+
+def test_article_layers_and_the_code_activation(mnist_test_subset):
+    model = AutoEncoder(latent_dim=8)
+    sizes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+    assert sizes == [(784, 256), (256, 8), (8, 256), (256, 784)]
+    assert isinstance(model.encoder[-1], nn.ReLU) and isinstance(model.decoder[-1], nn.Sigmoid)
+    # same weights: the ReLU code is exactly the linear code clipped at 0
+    images = mnist_test_subset[0]
+    torch.manual_seed(0)
+    relu_code = AutoEncoder(latent_dim=8).encode(images)
+    torch.manual_seed(0)
+    linear_code = AutoEncoder(latent_dim=8, code_activation=None).encode(images)
+    assert linear_code.min() < 0
+    assert torch.equal(relu_code, linear_code.clamp(min=0))
+
+
+def test_linear_autoencoder_has_no_activation_anywhere():
+    model = LinearAutoEncoder(latent_dim=3)
+    assert [type(m) for m in model.modules()][1:] == [nn.Linear, nn.Linear]
+    x = torch.randn(5, 784)
+    with torch.no_grad():
+        expected = model.decoder(model.encoder(x))
+        # affine: scaling the input around the origin moves the output along a line
+        assert torch.allclose(model(x)[1], expected)
+        assert torch.allclose(model(2 * x)[1] - model(x)[1], model(x)[1] - model(0 * x)[1], atol=1e-4)
+
+
+def test_vae_layers_and_encode_stats():
+    torch.manual_seed(0)
+    model = VAE(latent_dim=5, hidden_dim=32)
+    assert model.encoder[-1].out_features == 10  # a mean and a log-variance per dimension
+    x = torch.rand(4, 784)
+    mean, log_var = model.encode_stats(x)
+    raw = model.encoder(x)
+    assert torch.equal(mean, raw[:, :5]) and torch.equal(log_var, raw[:, 5:])
+    assert torch.equal(model.encode(x), mean)
+
+
+def test_classifier_shapes_and_features():
+    torch.manual_seed(0)
+    clf = DigitClassifier().eval()
+    flat = torch.rand(5, 784)
+    assert clf(flat).shape == (5, 10)
+    assert torch.equal(clf(flat), clf(flat.reshape(5, 1, 28, 28)))
+    features = clf.features(flat)
+    assert features.shape == (5, 128) and (features >= 0).all()  # after a ReLU
+    assert torch.allclose(clf.head[1](features), clf(flat), atol=1e-6)  # logits: linear in them
+
+
+@pytest.mark.parametrize("kind, cls, args", [
+    ("ae", AutoEncoder, {"latent_dim": 5, "hidden_dim": 32, "code_activation": None}),
+    ("linear", LinearAutoEncoder, {"latent_dim": 3}),
+    ("vae", VAE, {"latent_dim": 4, "hidden_dim": 16}),
+    ("classifier", DigitClassifier, {"channels": 4, "feature_dim": 12, "dropout": 0.5}),
+])
+def test_models_table_and_hparams_rebuild_the_same_network(kind, cls, args):
+    assert MODELS[kind] is cls
+    model = cls(**args)
+    assert model.hparams() == args
+    twin = cls(**model.hparams())
+    assert {k: v.shape for k, v in twin.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()}
+
+
+# ------------------------------------------------------------------------------- losses
+
+
+def test_autoencoder_loss_is_the_mean_squared_error_per_pixel():
+    model = AutoEncoder(latent_dim=3, hidden_dim=8)
+    zero_(model.decoder[2])  # the decoder's output is sigmoid(0) = 0.5 for every pixel
+    x = torch.full((3, 784), 0.1)
+    x[1] = 0.9
+    x[2, :392] = 0.5
+    # (0.4^2 * 784 + 0.4^2 * 784 + 0 * 392 + 0.4^2 * 392) / (3 * 784)
+    assert model.loss(x).item() == pytest.approx(0.16 * 2.5 / 3, rel=1e-6)
+    assert model.loss(x, torch.arange(3)).item() == model.loss(x).item()  # labels ignored
+
+
+def test_linear_autoencoder_loss():
+    model = LinearAutoEncoder(latent_dim=2)
+    zero_(model.decoder, bias=0.3)  # no sigmoid: the output is the bias itself
+    x = torch.full((2, 784), 0.1)
+    assert model.loss(x).item() == pytest.approx(0.2 ** 2, rel=1e-5)
+
+
+def test_vae_loss_is_the_negative_elbo_per_image_in_nats():
+    torch.manual_seed(0)
+    model = VAE(latent_dim=4, hidden_dim=16)
+    zero_(model.decoder[2])  # every pixel decoded as 0.5, whatever z is drawn
+    last = zero_(model.encoder[2])  # mean 0 and log-variance 0: q(z|x) = N(0, I), KL = 0
+    x = (torch.rand(3, 784) > 0.5).float()
+    assert model.kl_per_dim(x).shape == (3, 4)
+    assert torch.equal(model.kl_per_dim(x), torch.zeros(3, 4))
+    # Bernoulli reconstruction: -log 0.5 for each of the 784 pixels of an image
+    assert model.loss(x).item() == pytest.approx(784 * math.log(2), rel=1e-5)
+
+    with torch.no_grad():
+        last.bias[4:] = math.log(4.0)  # mean 0, variance 4: KL = 0.5 * (4 - 1 - log 4) per dim
+    kl = 0.5 * (4.0 - 1.0 - math.log(4.0))
+    assert torch.allclose(model.kl_per_dim(x), torch.full((3, 4), kl))
+    assert model.loss(x).item() == pytest.approx(784 * math.log(2) + 4 * kl, rel=1e-5)
+    with torch.no_grad():
+        last.bias[:4] = 1.0  # mean 1, variance 1: KL = 0.5 * 1^2 per dimension
+        last.bias[4:] = 0.0
+    assert torch.allclose(model.kl_per_dim(x), torch.full((3, 4), 0.5))
+    assert model.loss(x).item() == pytest.approx(784 * math.log(2) + 4 * 0.5, rel=1e-5)
+
+
+def test_classifier_loss_is_cross_entropy_and_needs_labels():
+    clf = DigitClassifier()
+    zero_(clf.head[1])  # all logits 0: every class has probability 1/10
+    x = torch.rand(6, 784)
+    assert clf.loss(x, torch.arange(6)).item() == pytest.approx(math.log(10), rel=1e-6)
+    with torch.no_grad():
+        clf.head[1].bias[3] = 2.0  # class 3 gets logit 2, the other nine 0
+    clf.eval()  # no dropout: the head sees exactly these logits
+    labels = torch.tensor([3, 3, 0, 0, 0, 0])
+    log_z = math.log(math.exp(2.0) + 9)
+    expected = (2 * (log_z - 2.0) + 4 * log_z) / 6
+    assert clf.loss(x, labels).item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match=r"a classifier is trained on labels: pass labels=\.\.\."):
+        clf.loss(x)
+
+
+# ---------------------------------------------------------------------------- VAE modes
+
+
+def test_vae_forward_is_deterministic_in_eval_mode_and_random_in_train_mode():
+    torch.manual_seed(0)
+    model = VAE(latent_dim=3, hidden_dim=16)
+    x = torch.rand(8, 784)
+    model.eval()
+    z1, r1 = model(x)
+    z2, r2 = model(x)
+    assert torch.equal(z1, model.encode(x)) and torch.equal(z1, z2) and torch.equal(r1, r2)
+    model.train()
+    z3, _ = model(x)
+    z4, _ = model(x)
+    assert not torch.equal(z3, z4) and not torch.equal(z3, z1)
+    # the noise is scaled by exp(log_var / 2): a tiny variance pins z to the mean
+    with torch.no_grad():
+        model.encoder[2].bias[3:] = -40.0
+        model.encoder[2].weight[3:] = 0.0
+    z5, _ = model(x)
+    assert torch.allclose(z5, model.encode(x), atol=1e-6)
+
+
+def test_vae_loss_draws_z_even_in_eval_mode():
+    """The ELBO is an expectation over q(z|x): its estimate is random in both modes."""
+    torch.manual_seed(0)
+    model = VAE(latent_dim=3, hidden_dim=16).eval()
+    x = (torch.rand(8, 784) > 0.5).float()
+    assert model.loss(x).item() != model.loss(x).item()
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize("cls", AUTOENCODERS)
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "8", True, 785, None])
+def test_bad_latent_dim_raises_a_clear_error(cls, bad):
+    with pytest.raises(ValueError, match=r"latent_dim must be a whole number from 1 to 784, got "
+                                         r".*\(the input has 784 pixels\); try latent_dim=8"):
+        cls(latent_dim=bad)
+
+
+@pytest.mark.parametrize("good", [1, 784])
+def test_latent_dim_limits_are_allowed(good):
+    assert AutoEncoder(latent_dim=good, hidden_dim=4).latent_dim == good
+
+
+@pytest.mark.parametrize("cls", [AutoEncoder, VAE])
+@pytest.mark.parametrize("bad", [0, -3, 1.5, "256", 4097])
+def test_bad_hidden_dim_raises_a_clear_error(cls, bad):
+    with pytest.raises(ValueError, match="hidden_dim must be a whole number from 1 to 4096"):
+        cls(hidden_dim=bad)
+
+
+@pytest.mark.parametrize("bad", ["sigmoid", "ReLU", "none", 0])
+def test_bad_code_activation_raises_a_clear_error(bad):
+    with pytest.raises(ValueError, match=r"code_activation must be 'relu' \(the article's model\) "
+                                         r"or None"):
+        AutoEncoder(code_activation=bad)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2])
+def test_bad_dropout_raises_a_clear_error(bad):
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        DigitClassifier(dropout=bad)
+
+
+@pytest.mark.parametrize("cls", AUTOENCODERS)
+@pytest.mark.parametrize("shape", [(4, 7), (4, 9), (8,), (2, 4, 8)])
+def test_decode_rejects_wrongly_shaped_codes(cls, shape):
+    with pytest.raises(ValueError, match=r"this decoder takes codes \[N, 8\].*z\.unsqueeze\(0\)"):
+        cls(latent_dim=8).decode(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("model", [AutoEncoder(), LinearAutoEncoder(), VAE(), DigitClassifier()])
+@pytest.mark.parametrize("shape", [(4, 783), (784,), (4, 28, 27)])
+def test_models_reject_wrongly_shaped_images(model, shape):
+    with pytest.raises(ValueError, match=r"expected a batch of images \[N, 784\].*x\.unsqueeze\(0\)"):
+        model(torch.zeros(shape))

@@ -1,0 +1,441 @@
+"""aelib.training: the loop (every model kind, the DataLoader promise, the history),
+evaluate, batched_apply, devices, seeds and threads. Real MNIST subsets."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import re
+import types
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import aelib
+from aelib import VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder, training
+from aelib.training import (THREADS_ENV_VAR, batched_apply, configure_threads, default_num_threads,
+                            epoch_order, evaluate, pick_device, set_seed, train)
+
+EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+): loss=(\d\.\d{4})$")
+
+
+def fresh_model(seed: int = 0, **kwargs) -> AutoEncoder:
+    torch.manual_seed(seed)
+    return AutoEncoder(**kwargs)
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- training every model
+
+
+@pytest.mark.parametrize("cls, args, lr", [
+    (AutoEncoder, {"latent_dim": 8}, 1e-3),
+    (AutoEncoder, {"latent_dim": 8, "code_activation": None}, 1e-3),
+    (LinearAutoEncoder, {"latent_dim": 8}, 3e-3),
+    (VAE, {"latent_dim": 8}, 1e-3),
+    (DigitClassifier, {}, 3e-3),
+])
+def test_every_model_kind_learns_through_its_own_loss(cls, args, lr, mnist_train_subset,
+                                                      mnist_test_subset):
+    images, labels = mnist_train_subset
+    test_images, test_labels = mnist_test_subset
+    if cls is not DigitClassifier:
+        labels = test_labels = None
+    else:  # the CNN is the slowest model: fewer images, fewer epochs
+        images, labels = images[:1024], labels[:1024]
+    torch.manual_seed(0)
+    model = cls(**args)
+    before = evaluate(model, test_images, test_labels)
+    history = train(model, images, labels, epochs=2 if labels is not None else 3, lr=lr,
+                    test_images=test_images, test_labels=test_labels, verbose=False)
+    losses = history["train_loss"]
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:])), losses
+    # held-out loss at most 60% of the untrained model's (about 30-45% here)
+    assert history["test_loss"][-1] < 0.6 * before
+    assert not model.training  # handed back in eval mode
+
+
+def test_classifier_without_labels_gives_the_clear_error(mnist_train_subset):
+    with pytest.raises(ValueError, match=r"a classifier is trained on labels: pass labels=\.\.\. "
+                                         r"to train\(\)"):
+        train(DigitClassifier(), mnist_train_subset[0][:64], epochs=1, verbose=False)
+
+
+def test_a_model_with_a_new_loss_needs_no_change_in_the_loop(mnist_train_subset):
+    """The loop calls model.loss(x, y) and nothing else that knows the model's kind."""
+
+    class MeanPixel(nn.Module):  # predicts each image's mean brightness
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(784, 1)
+
+        def loss(self, x, y=None):
+            return F.mse_loss(self.net(x).squeeze(1), x.mean(dim=1))
+
+    torch.manual_seed(0)
+    model = MeanPixel()
+    history = train(model, mnist_train_subset[0], epochs=3, verbose=False)
+    assert history["train_loss"][-1] < 0.3 * history["train_loss"][0]
+
+
+# ------------------------------------------------------------- the DataLoader promise
+
+
+def dataloader_epoch_losses(model, images, epochs, batch_size=128):
+    """The loop a reader writes: DataLoader(shuffle=True), the article's order of calls."""
+    loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for (x,) in loader:
+            _, reconstruction = model(x)
+            loss = F.mse_loss(reconstruction, x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(x)
+        losses.append(total / len(images))
+    return losses
+
+
+def test_train_gives_the_dataloader_loops_losses_bit_for_bit(mnist_train_subset):
+    images = mnist_train_subset[0][:1000]  # 8 batches, the last one of 104 images
+    torch.manual_seed(3)
+    reference = AutoEncoder(latent_dim=4)
+    expected = dataloader_epoch_losses(reference, images, epochs=2)
+
+    torch.manual_seed(3)
+    model = AutoEncoder(latent_dim=4)
+    history = train(model, images, epochs=2, device="cpu", verbose=False)
+    assert history["train_loss"] == expected  # exactly equal, not approximately
+    assert same_weights(model, reference)
+
+    # the control: another seed gives other batches and another curve
+    torch.manual_seed(3)
+    other = AutoEncoder(latent_dim=4)
+    torch.manual_seed(4)
+    assert train(other, images, epochs=1, device="cpu", verbose=False)["train_loss"][0] != expected[0]
+
+
+def test_epoch_order_is_the_dataloaders_order_epoch_after_epoch():
+    torch.manual_seed(7)
+    loader = DataLoader(TensorDataset(torch.arange(500)), batch_size=64, shuffle=True)
+    expected = [torch.cat([b[0] for b in loader]) for _ in range(3)]
+    torch.manual_seed(7)
+    got = [epoch_order(500) for _ in range(3)]
+    assert all(torch.equal(g, e) for g, e in zip(got, expected))
+    assert not torch.equal(got[0], got[1])  # a new order every epoch
+
+
+# --------------------------------------------------------------------- the history
+
+
+def test_train_loss_is_the_size_weighted_mean_over_the_epochs_batches(mnist_train_subset):
+    # one epoch of one batch holding every image: the reported loss is the untrained
+    # model's loss on the whole set, computed before the only optimizer step
+    images = mnist_train_subset[0][:300]
+    model = fresh_model()
+    expected = evaluate(model, images)
+    assert train(model, images, epochs=1, batch_size=300, verbose=False)["train_loss"][0] == \
+        pytest.approx(expected, rel=1e-6)
+
+    # lr=0 leaves the model as it is, so the epoch's loss must be the mean over all
+    # images; batches of 200 and 100 (half of the images blank): a plain mean of the two
+    # batch losses would weigh the last batch double
+    images = torch.cat([mnist_train_subset[0][:150], torch.zeros(150, 784)])
+    model = fresh_model()
+    torch.manual_seed(0)
+    order = epoch_order(300)  # the order train() will draw after the same seed
+    with torch.no_grad():
+        first, second = (model.loss(images[order[i:i + 200]]).item() for i in (0, 200))
+    torch.manual_seed(0)
+    got = train(model, images, epochs=1, batch_size=200, lr=0.0, verbose=False)["train_loss"][0]
+    assert got == pytest.approx(evaluate(model, images), rel=1e-6)
+    assert got == pytest.approx((200 * first + 100 * second) / 300, rel=1e-6)
+    assert abs((first + second) / 2 - got) > 1e-4  # the two means differ enough to tell
+
+
+def test_history_seconds_time_each_epochs_training_but_not_its_evaluation(
+        monkeypatch, mnist_train_subset, mnist_test_subset):
+    """A fake clock that only moves when a batch is scored: each epoch's seconds must be
+    the ticks of its own training batches, without the test-set evaluation after it."""
+    clock = {"now": 100.0}
+    monkeypatch.setattr(training, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+
+    class Ticking(AutoEncoder):
+        def loss(self, x, y=None):
+            clock["now"] += 1.0 if self.training else 1000.0
+            return super().loss(x, y)
+
+    torch.manual_seed(0)
+    model = Ticking(latent_dim=4, hidden_dim=16)
+    history = train(model, mnist_train_subset[0][:500], epochs=3, batch_size=128,
+                    test_images=mnist_test_subset[0][:100], verbose=False)
+    assert history["seconds"] == [4.0, 4.0, 4.0]  # 4 batches of 500 images per epoch
+    assert history["epoch"] == [1, 2, 3] and len(history["test_loss"]) == 3
+
+
+def test_history_without_test_images(mnist_train_subset):
+    history = train(fresh_model(), mnist_train_subset[0][:256], epochs=2, verbose=False)
+    assert set(history) == {"epoch", "train_loss", "test_loss", "seconds"}
+    assert history["epoch"] == [1, 2] and history["test_loss"] == []
+    assert len(history["train_loss"]) == len(history["seconds"]) == 2
+
+
+def test_test_loss_is_the_models_loss_after_each_epoch(mnist_train_subset, mnist_test_subset):
+    model = fresh_model()
+    test_images = mnist_test_subset[0]
+    history = train(model, mnist_train_subset[0], epochs=2, test_images=test_images, verbose=False)
+    assert history["test_loss"][-1] == pytest.approx(evaluate(model, test_images), rel=1e-6)
+    assert history["test_loss"][1] < history["test_loss"][0]
+
+
+def test_prints_one_article_style_line_per_epoch(mnist_train_subset, capsys):
+    history = train(fresh_model(), mnist_train_subset[0][:512], epochs=3)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for epoch, (line, loss) in enumerate(zip(lines, history["train_loss"]), start=1):
+        match = EPOCH_LINE.match(line)
+        assert match, line
+        assert match.groups() == (str(epoch), "3", f"{loss:.4f}")
+
+
+def test_quiet_training_prints_nothing(mnist_train_subset, capsys):
+    train(fresh_model(), mnist_train_subset[0][:256], epochs=1, verbose=False)
+    assert capsys.readouterr().out == ""
+
+
+# ------------------------------------------------------------------ bad arguments
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
+    ({"epochs": 1.5}, "epochs must be a whole number >= 1, got 1.5"),
+    ({"epochs": True}, "epochs must be a whole number >= 1, got True"),
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
+])
+def test_bad_counts_raise_a_clear_error(kwargs, message, mnist_train_subset):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(fresh_model(), mnist_train_subset[0][:64], verbose=False, **kwargs)
+
+
+def test_non_flat_or_empty_images_raise_a_clear_error(mnist_train_subset):
+    images = mnist_train_subset[0][:64]
+    with pytest.raises(ValueError, match=r"images must be flat and non-empty, shape \[N, 784\] "
+                                         r"\(use images\.reshape\(len\(images\), -1\)\); got \(64, 1, 28, 28\)"):
+        train(fresh_model(), images.reshape(64, 1, 28, 28), epochs=1, verbose=False)
+    with pytest.raises(ValueError, match=r"non-empty.*got \(0, 784\)"):
+        train(fresh_model(), images[:0], epochs=1, verbose=False)
+
+
+def test_labels_must_match_the_images(mnist_train_subset):
+    images, labels = mnist_train_subset
+    with pytest.raises(ValueError, match="labels must have one entry per image, got 63 labels "
+                                         "for 64 images"):
+        train(fresh_model(), images[:64], labels[:63], epochs=1, verbose=False)
+    with pytest.raises(ValueError, match="test_labels must have one entry per image, got 9 "
+                                         "labels for 10 images"):
+        train(fresh_model(), images[:64], epochs=1, test_images=images[:10],
+              test_labels=labels[:9], verbose=False)
+    with pytest.raises(ValueError, match="test_labels .* got 9 labels for 0 images"):
+        train(fresh_model(), images[:64], epochs=1, test_labels=labels[:9], verbose=False)
+
+
+# -------------------------------------------------------------- evaluate, batched_apply
+
+
+def test_evaluate_weighs_every_image_equally_across_batches(mnist_test):
+    # 2,500 images are scored in batches of 2,048 and 452; the last 452 are blank, so a
+    # plain mean of the two batch losses would be far from the mean over the images
+    images = torch.cat([mnist_test[0][:2048], torch.zeros(452, 784)])
+    model = fresh_model()
+    with torch.no_grad():
+        expected = F.mse_loss(model(images)[1], images).item()
+        unweighted = (F.mse_loss(model(images[:2048])[1], images[:2048]).item()
+                      + F.mse_loss(model(images[2048:])[1], images[2048:]).item()) / 2
+    assert evaluate(model, images) == pytest.approx(expected, rel=1e-5)
+    assert abs(unweighted - expected) > 1e-3  # far more than the tolerance above
+
+
+def test_evaluate_a_classifier_with_labels(small_classifier, mnist_test_subset):
+    images, labels = mnist_test_subset
+    with torch.no_grad():
+        expected = F.cross_entropy(small_classifier(images), labels).item()
+    assert evaluate(small_classifier, images, labels) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="a classifier is trained on labels"):
+        evaluate(small_classifier, images)
+
+
+def test_batched_apply_runs_in_eval_mode_and_restores_the_mode():
+    torch.manual_seed(0)
+    clf = DigitClassifier(dropout=0.5).train()  # dropout makes train-mode outputs random
+    x = torch.rand(37, 784)
+    out = batched_apply(lambda m, b: m(b), clf, x, batch_size=8)
+    assert clf.training  # the caller's mode comes back
+    with torch.no_grad():
+        expected = clf.eval()(x)
+    assert out.shape == (37, 10) and out.device.type == "cpu" and not out.requires_grad
+    torch.testing.assert_close(out, expected)
+
+
+def test_batched_apply_passes_matching_batches_of_several_tensors():
+    a, b = torch.arange(10.0)[:, None], torch.arange(100.0, 110.0)[:, None]
+    sizes = []
+
+    def fn(m, x, y):
+        sizes.append(len(x))
+        return x + y
+
+    out = batched_apply(fn, nn.Linear(1, 1), a, b, batch_size=4)
+    assert sizes == [4, 4, 2]
+    assert torch.equal(out, a + b)
+
+
+def test_batched_apply_errors():
+    model = nn.Linear(784, 2)
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+        batched_apply(lambda m, x: m(x), model, torch.rand(3, 784), batch_size=0)
+    with pytest.raises(ValueError, match="batched_apply needs a non-empty tensor"):
+        batched_apply(lambda m, x: m(x), model, torch.rand(0, 784))
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+@pytest.fixture
+def fake_accelerators(monkeypatch):
+    """Set which accelerators torch claims to have: ``fake_accelerators(cuda, mps)``."""
+    def set_(cuda: bool, mps: bool):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    return set_
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
+])
+def test_pick_device_prefers_cuda_then_mps_then_cpu(fake_accelerators, cuda, mps, expected):
+    fake_accelerators(cuda, mps)
+    assert pick_device() == torch.device(expected)
+
+
+def test_pick_device_honours_an_explicit_device(fake_accelerators):
+    fake_accelerators(cuda=True, mps=True)
+    assert pick_device("cpu") == torch.device("cpu")  # explicit beats automatic
+    assert pick_device(torch.device("cpu")) == torch.device("cpu")
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    assert pick_device("mps") == torch.device("mps")
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps"])
+def test_pick_device_refuses_a_device_torch_cannot_use(fake_accelerators, device):
+    fake_accelerators(cuda=False, mps=False)
+    with pytest.raises(ValueError, match=rf"device='{device}' was asked for, but torch cannot use "
+                                         rf"it here; use device=None \(automatic\) or 'cpu'"):
+        pick_device(device)
+
+
+@pytest.mark.parametrize("bad", ["gpu", 3.5, "cuda:x"])
+def test_pick_device_rejects_unknown_devices(bad):
+    with pytest.raises(ValueError, match=r"device must be None \(pick automatically\), 'cpu', "):
+        pick_device(bad)
+
+
+def test_training_on_an_explicit_device_never_uses_the_automatic_choice(
+        monkeypatch, mnist_train_subset):
+    """As if the automatic choice were a GPU this machine lacks: train(device="cpu") and
+    what it calls (evaluation, batched_apply) must work from the explicit device alone."""
+    real_pick_device = training.pick_device
+
+    def pick_device_without_automatic(device=None):
+        if device is None:
+            raise AssertionError("the automatic device choice was used")
+        return real_pick_device(device)
+
+    monkeypatch.setattr(training, "pick_device", pick_device_without_automatic)
+    model = fresh_model(latent_dim=4, hidden_dim=16)
+    images = mnist_train_subset[0][:256]
+    history = train(model, images, epochs=1, device="cpu", test_images=images[:64], verbose=False)
+    assert next(model.parameters()).device == torch.device("cpu") and len(history["test_loss"]) == 1
+    assert batched_apply(lambda m, x: m.encode(x), model, images).shape == (256, 4)
+
+
+# ------------------------------------------------------------------- seeds and threads
+
+
+def test_set_seed_seeds_python_numpy_and_torch():
+    set_seed(7)
+    first = (random.random(), np.random.rand(), torch.rand(3))
+    set_seed(7)
+    second = (random.random(), np.random.rand(), torch.rand(3))
+    assert first[:2] == second[:2] and torch.equal(first[2], second[2])
+    set_seed(8)
+    third = (random.random(), np.random.rand(), torch.rand(3))
+    assert third[0] != first[0] and third[1] != first[1] and not torch.equal(third[2], first[2])
+
+
+@pytest.mark.parametrize("cores, expected", [
+    (None, 1), (1, 1), (2, 1), (3, 1), (4, 2), (6, 3), (8, 4), (9, 4), (16, 4), (128, 4),
+])
+def test_default_threads_are_half_the_cores_at_most_four(monkeypatch, cores, expected):
+    monkeypatch.delenv(THREADS_ENV_VAR, raising=False)
+    monkeypatch.setattr(training.os, "cpu_count", lambda: cores)
+    assert default_num_threads() == expected
+
+
+@pytest.mark.parametrize("value", ["1", "3", "16"])
+def test_the_threads_variable_wins_over_the_default_and_its_cap(monkeypatch, value):
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
+    monkeypatch.setenv(THREADS_ENV_VAR, value)
+    assert default_num_threads() == int(value)
+
+
+@pytest.mark.parametrize("garbage", ["two", "0", "-1", "1.5", " 2"])
+def test_the_threads_variable_rejects_garbage(monkeypatch, garbage):
+    monkeypatch.setenv(THREADS_ENV_VAR, garbage)
+    with pytest.raises(ValueError, match=rf"AELIB_NUM_THREADS must be a whole number >= 1, got "
+                                         rf"'{re.escape(garbage)}'"):
+        default_num_threads()
+
+
+def test_configure_threads_sets_torchs_threads(monkeypatch, keep_threads):
+    torch.set_num_threads(1)
+    assert configure_threads(2) == 2 and torch.get_num_threads() == 2
+    monkeypatch.setenv(THREADS_ENV_VAR, "3")
+    assert configure_threads() == 3 and torch.get_num_threads() == 3
+    for bad in (0, -2, 1.5, "2"):
+        with pytest.raises(ValueError, match="num_threads must be a whole number >= 1"):
+            configure_threads(bad)
+
+
+def test_importing_aelib_sets_the_default_threads(monkeypatch, keep_threads):
+    monkeypatch.setenv(THREADS_ENV_VAR, "3")
+    torch.set_num_threads(1)
+    importlib.reload(aelib)  # runs the package's __init__ again; the modules stay as they are
+    assert torch.get_num_threads() == 3
+
+
+def test_article_losses_are_per_epoch_curves_that_fall():
+    # two curves of ten epochs transcribed from the article: each falls every epoch, and the
+    # smaller code (k = 4) reconstructs worse than k = 8 at every epoch
+    assert sorted(aelib.ARTICLE_LOSSES) == [4, 8]
+    for losses in aelib.ARTICLE_LOSSES.values():
+        assert len(losses) == 10 and all(a > b for a, b in zip(losses, losses[1:]))
+    assert all(four > eight for four, eight in zip(aelib.ARTICLE_LOSSES[4], aelib.ARTICLE_LOSSES[8]))
+
