@@ -16,8 +16,7 @@ import torch
 DATA_ENV_VAR = "AELIB_DATA_DIR"
 MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-IMAGE_SIDE = 28
-IMAGE_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784
+IMAGE_SIDE, IMAGE_PIXELS = 28, 28 * 28
 
 
 class MNISTUnavailableError(RuntimeError):
@@ -67,10 +66,11 @@ def _damaged_files(raw: Path) -> list[str]:
     from torchvision.datasets import MNIST
     from torchvision.datasets.utils import check_md5
 
-    sizes = {n[:-3]: (16 + 784 * c if "images" in n else 8 + c) for n, c in zip(MNIST_FILES, (6e4, 6e4, 1e4, 1e4))}
+    counts = zip(MNIST_FILES, (60_000, 60_000, 10_000, 10_000))  # header + one byte per pixel or label
+    sizes = {n[:-3]: (16 + IMAGE_PIXELS * c if "images" in n else 8 + c) for n, c in counts}
     return ([f"{raw / n} (MD5 checksum does not match)" for n, md5 in MNIST.resources
              if (raw / n).is_file() and not check_md5(raw / n, md5)]
-            + [f"{raw / n} ({(raw / n).stat().st_size} bytes, expected {s:.0f})" for n, s in sizes.items()
+            + [f"{raw / n} ({(raw / n).stat().st_size} bytes, expected {s})" for n, s in sizes.items()
                if (raw / n).is_file() and (raw / n).stat().st_size != s])
 
 

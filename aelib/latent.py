@@ -66,8 +66,7 @@ def dead_dims(codes: torch.Tensor, min_active_share: float = 0.01, rule: str = "
 
 def live_dims(codes: torch.Tensor, **dead_kwargs) -> list[int]:
     """The code dimensions that are not dead."""
-    dead = set(dead_dims(codes, **dead_kwargs))
-    return [i for i in range(codes.shape[1]) if i not in dead]
+    return sorted(set(range(codes.shape[1])) - set(dead_dims(codes, **dead_kwargs)))
 
 
 def latent_stats(codes: torch.Tensor, **dead_kwargs) -> pd.DataFrame:

@@ -112,7 +112,8 @@ def _gmm_draw(x: torch.Tensor, noise: torch.Tensor, generator: torch.Generator, 
 def interpolate_codes(start: torch.Tensor, end: torch.Tensor, steps: int = 11) -> torch.Tensor:
     """``steps`` evenly spaced points from ``start`` to ``end`` (both included), for codes
     or for images (a pixel blend): ``[steps, *start.shape]``."""
-    if whole_number("steps", steps, 2, hint=" (the two ends included)") and start.shape != end.shape:
+    whole_number("steps", steps, 2, hint=" (the two ends included)")
+    if start.shape != end.shape:
         raise ValueError(f"start and end must have the same shape, got {tuple(start.shape)} and {tuple(end.shape)}")
     t = torch.linspace(0.0, 1.0, steps).reshape(-1, *([1] * start.ndim))
     return (1 - t) * start.float().cpu() + t * end.float().cpu()

@@ -91,7 +91,8 @@ def batched_apply(fn, model: nn.Module, *tensors: torch.Tensor, batch_size: int 
                   device: str | torch.device | None = None) -> torch.Tensor:
     """``fn(model, *batch)`` over ``tensors`` in batches, without gradients, in eval mode;
     the results are concatenated on the CPU. ``device`` defaults to the model's."""
-    if whole_number("batch_size", batch_size) and (not tensors or len(tensors[0]) == 0):
+    whole_number("batch_size", batch_size)
+    if not tensors or len(tensors[0]) == 0:
         raise ValueError("batched_apply needs a non-empty tensor to work on")
     device = pick_device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
@@ -124,7 +125,8 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = 
     epoch's batches, weighted by batch size). Returns ``{"epoch", "train_loss",
     "test_loss", "seconds"}`` lists (``test_loss`` is empty without test images).
     """
-    whole_number("epochs", epochs), whole_number("batch_size", batch_size)
+    whole_number("epochs", epochs)
+    whole_number("batch_size", batch_size)
     if images.ndim != 2 or len(images) == 0:
         raise ValueError(f"images must be flat and non-empty, shape [N, 784] (use "
                          f"images.reshape(len(images), -1)); got {tuple(images.shape)}")
@@ -184,8 +186,7 @@ def checkpoint_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get(CHECKPOINT_ENV_VAR) or project_root() / "checkpoints").expanduser()
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict,
-                    history: History) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, history: History) -> Path:
     """Write weights, hyper-parameters and history atomically (temp file, then rename)."""
     payload = {"format": CHECKPOINT_FORMAT, "kind": type(model).__name__, "hparams": dict(hparams),
                "history": {key: list(values) for key, values in history.items()},

@@ -31,10 +31,10 @@ import aelib
 SEED, BATCH_SIZE, LR, LATENT_DIM = 0, 128, 1e-3, 8
 
 
-def plain_loop(model: torch.nn.Module, epochs: int, device: torch.device) -> tuple[list, list]:
-    """The loop a reader writes (notebook 03): torchvision MNIST + ToTensor +
+def plain_loop(model: torch.nn.Module, epochs: int, device: torch.device, dataset=None) -> tuple:
+    """The loop a reader writes (notebook 03): torchvision MNIST + ToTensor (or ``dataset``) +
     DataLoader(shuffle=True), one loss.item() per batch. Returns (losses, seconds) per epoch."""
-    dataset = MNIST(str(aelib.data_root()), train=True, transform=ToTensor())
+    dataset = dataset or MNIST(str(aelib.data_root()), train=True, transform=ToTensor())
     loader = DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)

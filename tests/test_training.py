@@ -4,9 +4,11 @@ evaluate, batched_apply, devices, seeds and threads. Real MNIST subsets."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import random
 import re
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -96,22 +98,15 @@ def test_a_model_with_a_new_loss_needs_no_change_in_the_loop(mnist_train_subset)
 # ------------------------------------------------------------- the DataLoader promise
 
 
-def dataloader_epoch_losses(model, images, epochs, batch_size=128):
-    """The loop a reader writes: DataLoader(shuffle=True), the article's order of calls."""
-    loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(epochs):
-        total = 0.0
-        for (x,) in loader:
-            _, reconstruction = model(x)
-            loss = F.mse_loss(reconstruction, x)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(x)
-        losses.append(total / len(images))
-    return losses
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dataloader_epoch_losses(model, images, epochs):
+    """The loop a reader writes: bench/bench_train.py's plain_loop on these images."""
+    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "bench" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench.plain_loop(model, epochs, torch.device("cpu"), dataset=TensorDataset(images, torch.zeros(len(images))))[0]
 
 
 def test_train_gives_the_dataloader_loops_losses_bit_for_bit(mnist_train_subset):
