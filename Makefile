@@ -7,40 +7,74 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.aelib-installed
 JOBS   ?= 2
-# other parameters for `make params-check`, and where its executed copies go
-PARAMS ?= LATENT_DIM=16 SEED=1 EPOCHS=3
+# parameter sets for `make params-check` (";" between sets), and where its executed copies go
+PARAMS ?= LATENT_DIM=16 SEED=1 EPOCHS=3; LATENT_DIM=3 SEED=5 EPOCHS=3
 PARAMS_OUT ?= /tmp/aelib-params-check
 # extra options for JupyterLab, e.g. make lab LAB_ARGS=--no-browser; root (containers) needs --allow-root
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 RUN := TQDM_DISABLE=1 MPLBACKEND=Agg
+# tests and checks: one torch thread per process (each pytest worker, notebook kernel, training)
+ONE_THREAD := AELIB_NUM_THREADS=1
 
-.PHONY: setup lab test unit pretrain notebooks params-check bench clean-cache
+.PHONY: setup lab lab-check test unit pretrain notebooks params-check cold-main bench clean-cache
 
+# A venv without a working pip (e.g. left by `python3 -m venv` on Debian/Ubuntu without the
+# venv package) is removed and made again; if that fails too, make says what to install.
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if ! $(BIN)/python -m pip --version >/dev/null 2>&1; then \
+		if [ -e $(VENV) ] && [ ! -f $(VENV)/pyvenv.cfg ]; then \
+			echo "make: $(VENV) exists but is not a virtual environment; move it away or pass VENV=..." >&2; exit 1; fi; \
+		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { \
+			echo "make: needs Python 3.10 or newer as '$(PYTHON)'; install it, or pass PYTHON=python3.12" >&2; exit 1; }; \
+		echo "make: creating $(VENV) (a virtual environment with pip)"; rm -rf $(VENV); \
+		$(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); \
+			echo "make: '$(PYTHON) -m venv $(VENV)' did not give a venv with pip. On Debian/Ubuntu install" >&2; \
+			echo "      the venv package: sudo apt install python3-venv (or python3.X-venv), then run make again." >&2; \
+			exit 1; }; \
+	fi
 	$(BIN)/python -m pip install -r requirements.txt -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-lab: setup
+# The project's JupyterLab settings (jupyter/overrides.json: no news pop-up, no update check),
+# installed into the venv where JupyterLab reads them.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_SETTINGS): jupyter/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp jupyter/overrides.json $@
+
+lab: setup $(LAB_SETTINGS)
 	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
 
-# Train the models the notebooks share, $(JOBS) at a time (the notebooks would train them too).
+# The main track and the latent explorer run in JupyterLab in Chromium (/usr/bin/chromium, driven
+# by Playwright, installed here on first use): fails on what an attendee would see go wrong;
+# one screenshot per notebook in lab-screenshots/. A few: make lab-check LAB_NOTEBOOKS=notebooks/03_training.ipynb
+LAB_NOTEBOOKS ?=
+lab-check: pretrain $(LAB_SETTINGS)
+	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install playwright
+	$(BIN)/python scripts/lab_check.py $(LAB_NOTEBOOKS)
+
+# Train the models the notebooks ask for (read from their code), $(JOBS) at a time, one thread each.
 pretrain: setup
 	$(RUN) $(BIN)/python scripts/pretrain.py --jobs $(JOBS)
 
 # Unit tests and every notebook (nbval), $(JOBS) pytest workers, one notebook per worker.
 test: pretrain
-	$(RUN) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
+	$(RUN) $(ONE_THREAD) $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 unit: setup
-	$(RUN) $(BIN)/python -m pytest tests
+	$(RUN) $(ONE_THREAD) $(BIN)/python -m pytest tests
 
-# Every notebook once more with other parameters, in a scratch copy; fails on any error.
+# Every notebook again with each parameter set, in scratch copies (PARAMS_OUT/<set>): first the
+# set's models are trained (pretrain), then the notebooks run; fails on any error.
 params-check: setup
-	$(RUN) $(BIN)/python scripts/pretrain.py --jobs $(JOBS) $(shell echo "$(PARAMS)" | sed -E 's/LATENT_DIM=/--latent-dim /; s/SEED=/--seed /; s/EPOCHS=/--epochs /')
-	$(RUN) $(BIN)/python scripts/run_params.py --jobs $(JOBS) --out $(PARAMS_OUT) --set $(PARAMS) -- notebooks/[0-9][0-9]_*.ipynb
+	@echo '$(PARAMS)' | tr ';' '\n' | while read -r set; do \
+		[ -n "$$set" ] || continue; echo "== params-check: $$set"; \
+		$(RUN) $(ONE_THREAD) $(BIN)/python scripts/pretrain.py --jobs $(JOBS) --set $$set || exit 1; \
+		$(RUN) $(ONE_THREAD) $(BIN)/python scripts/run_params.py --jobs $(JOBS) \
+			--out $(PARAMS_OUT)/$$(echo $$set | tr ' =' '_-') --set $$set -- notebooks/[0-9][0-9]_*.ipynb || exit 1; \
+	done
 
 # Execute every notebook top to bottom in place: regenerates outputs and images/.
 notebooks: pretrain
@@ -49,6 +83,16 @@ notebooks: pretrain
 		env -u MPLBACKEND TQDM_DISABLE=1 ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1800 "$$nb" || exit 1; \
 	done
+
+# The main track (01-06) as an attendee runs it from an empty model cache, timed (scratch
+# copies and a scratch cache under $(COLD_OUT); the repository's checkpoints/ stay as they are).
+COLD_OUT ?= /tmp/aelib-cold-main
+cold-main: setup
+	rm -rf $(COLD_OUT)
+	@start=$$(date +%s); \
+	AELIB_CHECKPOINT_DIR=$(COLD_OUT)/checkpoints $(RUN) $(BIN)/python scripts/run_params.py --jobs 1 \
+		--out $(COLD_OUT) -- notebooks/0[1-6]_*.ipynb || exit 1; \
+	echo "main track 01-06 from an empty model cache: $$(( $$(date +%s) - start )) s"
 
 bench: setup
 	$(BIN)/python bench/bench_train.py

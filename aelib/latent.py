@@ -1,10 +1,5 @@
-"""The code space of a trained model: codes, reconstructions, dead dimensions, baselines,
-computed without gradients, in eval mode, in batches, as CPU tensors or pandas tables.
-
-Dead dimensions: in a ReLU code (no value < 0) a dimension is dead when fewer than
-``min_active_share`` (1%) of the codes are > 0 in it; in a linear code, when its standard
-deviation is below ``rel_std`` (1e-3) times the largest one. ``rule="auto"`` picks by sign.
-"""
+"""The code space of a trained model: codes, reconstructions, dead dimensions, baselines
+(without gradients, in eval mode, in batches; CPU tensors or pandas tables)."""
 
 from __future__ import annotations
 
@@ -12,10 +7,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import load_mnist, whole_number
-from .training import batched_apply, train_or_load
-
-DEAD_RULES = ("auto", "relu", "variance")
+from .data import load_mnist, train_or_load
+from .training import batched_apply, whole_number
 
 
 def embed_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -48,12 +41,14 @@ def per_digit_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 def dead_dims(codes: torch.Tensor, min_active_share: float = 0.01, rule: str = "auto",
               rel_std: float = 1e-3) -> list[int]:
-    """Indices of the dead code dimensions (the rule is in the module docstring)."""
+    """Indices of the dead code dimensions. In a ReLU code (no value < 0; ``rule="relu"``) a
+    dimension is dead when fewer than ``min_active_share`` of the codes are > 0 in it; in a
+    linear code (``rule="variance"``), when its std is at most ``rel_std`` times the largest."""
     if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or len(codes) < 2:
         raise ValueError(f"codes must be a tensor [N, k] with N >= 2, got "
                          f"{getattr(codes, 'shape', type(codes))}; use embed_images(model, images)")
-    if rule not in DEAD_RULES:
-        raise ValueError(f"rule must be one of {DEAD_RULES}, got {rule!r}")
+    if rule not in (rules := ("auto", "relu", "variance")):
+        raise ValueError(f"rule must be one of {rules}, got {rule!r}")
     if not 0.0 <= min_active_share <= 1.0:
         raise ValueError(f"min_active_share is a share from 0 to 1 (0.01 = 1%), got {min_active_share}")
     codes = codes.detach().float().cpu()
@@ -86,8 +81,7 @@ def most_active_dims(codes: torch.Tensor, n: int = 2) -> list[int]:
 
 
 def fit_pca(train_images: torch.Tensor, n_components: int):
-    """scikit-learn's ``PCA`` fitted to the training images (randomized SVD up to 100
-    components, exact beyond)."""
+    """scikit-learn's ``PCA`` fitted to the training images (randomized SVD up to 100 components)."""
     from sklearn.decomposition import PCA
 
     whole_number("n_components", n_components, 1, min(train_images.shape))
@@ -104,16 +98,14 @@ def pca_reconstruct(pca, images: torch.Tensor, k: int) -> torch.Tensor:
     return ((images.reshape(len(images), -1) - mean) @ basis.T) @ basis + mean
 
 
-def sweep_latent_sizes(sizes, epochs: int = 10, seed: int = 0, device=None, pca: bool = False,
+def sweep_latent_sizes(sizes, epochs: int = 10, seed: int = 0, device=None,
                        verbose: bool = False) -> pd.DataFrame:
-    """Train (or load) one article autoencoder per code size. A table indexed by
-    ``latent_dim``: final ``train_loss`` and ``test_loss``, ``dead`` (dimensions dead on the
-    test codes) and, with ``pca=True``, ``pca_test_loss`` of PCA with as many components."""
+    """Train (or load) one article autoencoder per code size. A table indexed by ``latent_dim``:
+    final ``train_loss`` and ``test_loss``, and ``dead`` (dimensions dead on the test codes)."""
     sizes = sorted({whole_number("a code size", k) for k in sizes})
     if not sizes:
         raise ValueError("sizes is empty; pass latent sizes such as [2, 4, 8, 16, 32]")
     test_images, _ = load_mnist(train=False)
-    fitted = fit_pca(load_mnist(train=True)[0], max(sizes)) if pca else None
     rows = []
     for k in sizes:
         model, history = train_or_load("ae", epochs=epochs, seed=seed, device=device,
@@ -121,7 +113,4 @@ def sweep_latent_sizes(sizes, epochs: int = 10, seed: int = 0, device=None, pca:
         rows.append({"latent_dim": k, "train_loss": history["train_loss"][-1],
                      "test_loss": history["test_loss"][-1],
                      "dead": len(dead_dims(embed_images(model, test_images)))})
-        if pca:
-            rows[-1]["pca_test_loss"] = (pca_reconstruct(fitted, test_images, k)
-                                         - test_images).pow(2).mean().item()
     return pd.DataFrame(rows).set_index("latent_dim")

@@ -1,30 +1,26 @@
-"""Measuring generated digits with a trained classifier as the yardstick, the same way for
-real test images (the floor), reconstructions and samples: confidence, class coverage,
-Fréchet distance of the classifier's 128-d features (FID's idea with our small classifier:
-comparable only within this project, between sets of the same size), improved precision
-and recall (Kynkäänniemi et al., 2019: fidelity and diversity), and near-copies of
-training images. :class:`Yardstick` computes them all for one set of images."""
+"""Scoring images with a trained classifier as the yardstick, alike for real test images (the
+floor), reconstructions and samples: confidence, class coverage, Fréchet distance of its 128-d
+features (FID's idea; comparable only within this project, between equally large sets), precision
+and recall (fidelity, diversity), near-copies of training images. :class:`Yardstick` does them all."""
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from .data import whole_number
-from .training import batched_apply
+from .training import batched_apply, whole_number
 
-COLUMNS = {"mean_confidence": "mean conf.", "confident_share": "confident share",
-           "class_entropy": "class entropy", "classes_covered": "classes covered",
-           "frechet": "Fréchet", "precision": "precision", "recall": "recall",
-           "copy_share": "near-copies"}
+COLUMNS = {  # a Yardstick row's key: (column name in as_table, its format)
+    "mean_confidence": ("mean conf.", "{:.3f}"), "confident_share": ("confident share", "{:.1%}"),
+    "class_entropy": ("class entropy", "{:.3f}"), "classes_covered": ("classes covered", None),
+    "frechet": ("Fréchet", "{:.1f}"), "precision": ("precision", "{:.1%}"), "recall": ("recall", "{:.1%}"),
+    "copy_share": ("near-copies", "{:.1%}")}
 
 
 def predict_proba(clf: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -56,25 +52,20 @@ def class_coverage(probs: torch.Tensor, min_share: float = 0.02) -> tuple[float,
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     """``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 sqrtm(S_a S_b))`` between Gaussians fitted to two
-    feature sets ``[N, d]`` and ``[M, d]``, in float64 (tiny imaginary parts dropped)."""
+    feature sets ``[N, d]`` and ``[M, d]``, in float64."""
     a, b = (np.asarray(f.detach().cpu().double() if isinstance(f, torch.Tensor) else f, np.float64)
             for f in (features_a, features_b))
     if a.ndim != 2 or b.ndim != 2 or min(len(a), len(b)) < 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"need two feature sets [N, d] with N >= 2 and the same d, got "
                          f"{a.shape} and {b.shape}; compute both with the same classifier")
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    with threadpool_limits(limits=torch.get_num_threads()), warnings.catch_warnings():
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)  # dead units: singular
-        covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
-        if not np.isfinite(covmean).all():
-            ridge = np.eye(len(cov_a)) * 1e-6
-            covmean = scipy.linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
-    if np.abs(np.diagonal(covmean).imag).max() > 1e-3 * max(1.0, np.abs(covmean).max()):
-        raise ValueError("the matrix square root has a large imaginary part; use more samples "
-                         "than feature dimensions")
-    covmean = covmean.real
+    # tr sqrtm(S_a S_b) is the sum of the square roots of S_a S_b's eigenvalues (real and >= 0 for
+    # two covariances, up to rounding): no matrix square root, and singular ones (dead units) are fine
+    with threadpool_limits(limits=torch.get_num_threads()):
+        eigenvalues = np.linalg.eigvals(cov_a @ cov_b)
     diff = a.mean(0) - b.mean(0)
-    return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean), 0.0))
+    trace_sqrt = np.sqrt(eigenvalues.real.clip(min=0)).sum()
+    return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt, 0.0))
 
 
 def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, exclude_self: bool = False,
@@ -97,24 +88,22 @@ def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, exclude_se
 
 
 def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor,
-                     k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al., 2019): each set's manifold is
-    the union of balls around its points, radius = distance to the k-th nearest neighbour
-    in the same set. Precision: share of fake points inside the real manifold; recall:
-    share of real points inside the fake manifold."""
+                     neighbours: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al., 2019). Each set's manifold: the balls
+    around its points reaching their ``neighbours``-th nearest neighbour in the set. Precision:
+    share of fake points inside the real manifold; recall: of real points inside the fake one."""
     real, fake = real_features.detach().float().cpu(), fake_features.detach().float().cpu()
-    whole_number("k", k, 1, min(len(real), len(fake)) - 1)
-    # k + 1: a point's 0 distance to itself comes first
-    radius_real, radius_fake = (torch.cdist(x, x).kthvalue(k + 1, dim=1).values for x in (real, fake))
+    whole_number("neighbours", neighbours, 1, min(len(real), len(fake)) - 1)
+    # neighbours + 1: a point's 0 distance to itself comes first
+    radius_real, radius_fake = (torch.cdist(x, x).kthvalue(neighbours + 1, dim=1).values for x in (real, fake))
     cross = torch.cdist(fake, real)  # [fake, real]
     return ((cross <= radius_real[None, :]).any(dim=1).float().mean().item(),
             (cross <= radius_fake[:, None]).any(dim=0).float().mean().item())
 
 
 def support_share(codes: torch.Tensor, train_codes: torch.Tensor, quantile: float = 0.9) -> float:
-    """Share of ``codes`` inside the training codes' support: their nearest training code is
-    closer than the ``quantile`` of training codes' distances to their own nearest
-    neighbour (so about ``quantile`` of held-out real codes land inside)."""
+    """Share of ``codes`` whose nearest training code is closer than the ``quantile`` of the
+    training codes' own nearest-neighbour distances (about ``quantile`` of real codes are inside)."""
     if not 0.0 < quantile < 1.0:
         raise ValueError(f"quantile must be between 0 and 1 (0.9 = 90th percentile), got {quantile}")
     radius = torch.quantile(nearest_distances(train_codes, train_codes, exclude_self=True), quantile)
@@ -172,15 +161,12 @@ class Yardstick:
                "classes_covered": covered, "frechet": frechet_distance(features, self.real_features),
                "precision": precision, "recall": recall, "copy_share": math.nan}
         if self.train_images is not None:
-            row["copy_share"] = (nearest_distances(images, self.train_images) < self.copy_dist
-                                 ).float().mean().item()
+            row["copy_share"] = (nearest_distances(images, self.train_images) < self.copy_dist).float().mean().item()
         return row
 
 
 def as_table(rows: dict[str, dict]) -> "pd.io.formats.style.Styler":
     """``{row name: Yardstick row}`` -> a formatted table (percentages, rounded distances)."""
     table = pd.DataFrame.from_dict(rows, orient="index").drop(columns="n", errors="ignore")
-    table = table.dropna(axis=1, how="all").rename(columns=COLUMNS)
-    return table.style.format({"mean conf.": "{:.3f}", "confident share": "{:.1%}",
-                               "class entropy": "{:.3f}", "Fréchet": "{:.1f}", "precision": "{:.1%}",
-                               "recall": "{:.1%}", "near-copies": "{:.1%}"})
+    table = table.dropna(axis=1, how="all").rename(columns={key: name for key, (name, _) in COLUMNS.items()})
+    return table.style.format(dict(COLUMNS.values()))

@@ -1,21 +1,28 @@
-"""The article's autoencoder, a linear autoencoder, a VAE and the yardstick classifier.
-Each model says how it is scored (``model.loss(x, y)``, as nanoGPT's model returns its own
-loss), so one training loop fits them all without a branch per kind."""
+"""The article's autoencoder, a linear autoencoder, a VAE and the yardstick classifier. Each
+says how it is scored (``model.loss(x, y)``, as nanoGPT's model does), so one training loop
+fits them all; each keeps its constructor arguments as attributes (:func:`model_args`)."""
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import IMAGE_PIXELS, IMAGE_SIDE, whole_number
+from .training import whole_number
 
-CODE_ACTIVATIONS = ("relu", None)
+IMAGE_SIDE, IMAGE_PIXELS = 28, 28 * 28
 
 
-def _size(name: str, value: object, largest: int) -> int:
-    return whole_number(name, value, 1, largest, hint=f" (the input has {IMAGE_PIXELS} pixels); "
-                                                      f"try latent_dim=8, as in the article")
+def model_args(model: nn.Module) -> dict:
+    """The arguments ``model`` was built with, one per constructor parameter of its class
+    (``type(model)(**model_args(model))`` rebuilds it; the cache key holds them)."""
+    return {name: getattr(model, name) for name in inspect.signature(type(model)).parameters}
+
+
+def _size(name: str, value: object, largest: int, default: int) -> int:
+    return whole_number(name, value, 1, largest, hint=f"; try {name}={default}, the default")
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -29,34 +36,18 @@ def _kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var)
 
 
+def _draw(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """The reparameterisation trick: ``mean + std * noise``, differentiable in both."""
+    return mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+
+
 def _decoder(latent_dim: int, hidden_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(),
                          nn.Linear(hidden_dim, IMAGE_PIXELS), nn.Sigmoid())
 
 
-class AutoEncoder(nn.Module):
-    """Encoder ``Linear(784, 256) -> ReLU -> Linear(256, k) [-> ReLU]``; decoder
-    ``Linear(k, 256) -> ReLU -> Linear(256, 784) -> Sigmoid``. ``code_activation="relu"``
-    is the article's model; ``None`` leaves the code linear (it may be negative)."""
-
-    def __init__(self, latent_dim: int = 8, hidden_dim: int = 256,
-                 code_activation: str | None = "relu") -> None:
-        super().__init__()
-        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS)
-        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096)
-        if code_activation not in CODE_ACTIVATIONS:
-            raise ValueError(f"code_activation must be 'relu' (the article's model) or None "
-                             f"(a linear code), got {code_activation!r}")
-        self.code_activation = code_activation
-        code_layer = [nn.ReLU()] if code_activation == "relu" else []
-        self.encoder = nn.Sequential(nn.Linear(IMAGE_PIXELS, hidden_dim), nn.ReLU(),
-                                     nn.Linear(hidden_dim, latent_dim), *code_layer)
-        self.decoder = _decoder(latent_dim, hidden_dim)
-
-    def hparams(self) -> dict:
-        """The constructor arguments, enough to rebuild this model."""
-        names = ("latent_dim", "hidden_dim", "code_activation")
-        return {name: getattr(self, name) for name in names if hasattr(self, name)}
+class _Coder(nn.Module):
+    """What the three autoencoders share (each sets ``encoder``, ``decoder``, ``latent_dim``)."""
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``[N, 784]`` (or ``[N, 1, 28, 28]``) -> codes ``[N, k]``."""
@@ -79,29 +70,49 @@ class AutoEncoder(nn.Module):
         return F.mse_loss(self(x)[1], _flat(x))
 
 
-class LinearAutoEncoder(AutoEncoder):
+class AutoEncoder(_Coder):
+    """Encoder ``Linear(784, 256) -> ReLU -> Linear(256, k) [-> ReLU]``; decoder
+    ``Linear(k, 256) -> ReLU -> Linear(256, 784) -> Sigmoid``. ``code_activation="relu"``
+    is the article's model; ``None`` leaves the code linear (it may be negative)."""
+
+    def __init__(self, latent_dim: int = 8, hidden_dim: int = 256,
+                 code_activation: str | None = "relu") -> None:
+        super().__init__()
+        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS, 8)
+        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096, 256)
+        if code_activation not in ("relu", None):
+            raise ValueError(f"code_activation must be 'relu' (the article's model) or None "
+                             f"(a linear code), got {code_activation!r}")
+        self.code_activation = code_activation
+        code_layer = [nn.ReLU()] if code_activation == "relu" else []
+        self.encoder = nn.Sequential(nn.Linear(IMAGE_PIXELS, self.hidden_dim), nn.ReLU(),
+                                     nn.Linear(self.hidden_dim, self.latent_dim), *code_layer)
+        self.decoder = _decoder(self.latent_dim, self.hidden_dim)
+
+
+class LinearAutoEncoder(_Coder):
     """``Linear(784, k)`` then ``Linear(k, 784)``: no activation anywhere, trained with MSE.
     Its best solution spans the same subspace as PCA's first k components."""
 
     def __init__(self, latent_dim: int = 8) -> None:
-        nn.Module.__init__(self)
-        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS)
-        self.encoder = nn.Linear(IMAGE_PIXELS, latent_dim)
-        self.decoder = nn.Linear(latent_dim, IMAGE_PIXELS)
+        super().__init__()
+        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS, 8)
+        self.encoder = nn.Linear(IMAGE_PIXELS, self.latent_dim)
+        self.decoder = nn.Linear(self.latent_dim, IMAGE_PIXELS)
 
 
-class VAE(AutoEncoder):
+class VAE(_Coder):
     """A variational autoencoder with the article's widths. The encoder's last layer gives
     ``2k`` numbers: a mean and a log-variance per code dimension. ``encode`` returns the
     mean; ``forward`` draws ``z`` with the reparameterisation trick while training."""
 
     def __init__(self, latent_dim: int = 8, hidden_dim: int = 256) -> None:
-        nn.Module.__init__(self)
-        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS)
-        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096)
-        self.encoder = nn.Sequential(nn.Linear(IMAGE_PIXELS, hidden_dim), nn.ReLU(),
-                                     nn.Linear(hidden_dim, 2 * latent_dim))
-        self.decoder = _decoder(latent_dim, hidden_dim)
+        super().__init__()
+        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS, 8)
+        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096, 256)
+        self.encoder = nn.Sequential(nn.Linear(IMAGE_PIXELS, self.hidden_dim), nn.ReLU(),
+                                     nn.Linear(self.hidden_dim, 2 * self.latent_dim))
+        self.decoder = _decoder(self.latent_dim, self.hidden_dim)
 
     def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean, log_variance)`` of q(z | x), each ``[N, k]``."""
@@ -112,7 +123,7 @@ class VAE(AutoEncoder):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_var = self.encode_stats(x)
-        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp() if self.training else mean
+        z = _draw(mean, log_var) if self.training else mean
         return z, self.decode(z)
 
     def kl_per_dim(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,8 +134,7 @@ class VAE(AutoEncoder):
         """The negative ELBO per image, in nats: Bernoulli reconstruction term (binary
         cross-entropy summed over the 784 pixels) plus the KL divergence to N(0, I)."""
         mean, log_var = self.encode_stats(x)
-        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
-        recon = F.binary_cross_entropy(self.decode(z), _flat(x), reduction="sum")
+        recon = F.binary_cross_entropy(self.decode(_draw(mean, log_var)), _flat(x), reduction="sum")
         return (recon + _kl(mean, log_var).sum()) / len(x)
 
 
@@ -136,15 +146,13 @@ class DigitClassifier(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.channels, self.feature_dim, self.dropout = channels, feature_dim, dropout
+        self.channels, self.feature_dim = _size("channels", channels, 512, 16), _size("feature_dim", feature_dim, 4096, 128)
+        self.dropout, c = float(dropout), self.channels
         self.body = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 14
-            nn.Conv2d(channels, 2 * channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # -> 7
-            nn.Flatten(), nn.Linear(2 * channels * 7 * 7, feature_dim), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, 10))
-
-    def hparams(self) -> dict:
-        return {"channels": self.channels, "feature_dim": self.feature_dim, "dropout": self.dropout}
+            nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 14
+            nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # -> 7
+            nn.Flatten(), nn.Linear(2 * c * 7 * 7, self.feature_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, 10))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> the penultimate activations ``[N, feature_dim]``."""

@@ -87,9 +87,8 @@ def plot_image_panels(panels: dict[str, torch.Tensor], nrow: int = 8, ncols: int
 
 def draw_network(sizes: Sequence[int], names: Sequence[str], ops: Sequence[str],
                  groups: Sequence[tuple[int, int, str]] = (), ax: plt.Axes | None = None) -> plt.Axes:
-    """Layers as boxes whose heights grow like sqrt(size), labelled with size and name,
-    ``ops`` written on the arrows between them, ``groups`` (first, last, title) bracketed
-    above: the article's MLP classifier and its encoder/decoder are both drawn with it."""
+    """Layers as boxes (height ~ sqrt(size)) labelled with size and name, ``ops`` on the arrows
+    between them, ``groups`` (first, last, title) bracketed above: notebook 02's two diagrams."""
     if not len(sizes) == len(names) == len(ops) + 1 or min(sizes) < 1:
         raise ValueError("need one name per layer, one op between two layers, sizes >= 1")
     if ax is None:
@@ -205,10 +204,9 @@ def plot_code_distributions(codes: torch.Tensor, dead: Sequence[int] = (),
         ncols = min(k, 4 if k <= 8 else 6)
         fig, axes = plt.subplots(-(-k // ncols), ncols, squeeze=False,
                                  figsize=(max(7.0, 2.6 * ncols), 2.0 * -(-k // ncols) + 0.6))
-        for i, ax in enumerate(axes.flat):
-            if i >= k:
-                ax.axis("off")
-                continue
+        for ax in axes.flat[k:]:
+            ax.axis("off")
+        for i, ax in zip(range(k), axes.flat):
             sns.histplot(codes[:, i].numpy(), bins=30, stat="percent", edgecolor="none", ax=ax,
                          color="0.6" if i in dead else blue)
             ax.set_title(f"dim {i}" + (f" (dead, {(codes[:, i] > 0).float().mean():.1%} > 0)"
@@ -254,9 +252,8 @@ def plot_correlation(codes: torch.Tensor, dims: Sequence[int], ax: plt.Axes | No
 
 def latent_explorer(model: torch.nn.Module, base_code: torch.Tensor, dims: Sequence[int],
                     low: Sequence[float], high: Sequence[float], clf: torch.nn.Module | None = None):
-    """Sliders over the code dimensions ``dims`` (``low`` to ``high``) and the decoded image,
-    redrawn as a slider moves, with the classifier's verdict. ``None`` without ipywidgets
-    or outside Jupyter (show a static traversal grid instead)."""
+    """Sliders over the code dimensions ``dims`` (``low`` to ``high``) beside the decoded image and
+    the classifier's verdict; ``None`` without ipywidgets or outside Jupyter (show a static grid)."""
     try:
         import ipywidgets as widgets
         from IPython import get_ipython

@@ -1,10 +1,7 @@
-"""New codes for the decoder: the article's naive recipe, fitted samplers, and walks.
-
-A normal distribution is written N(mean, variance), as in the article, whose "N(9, 4)" is
-mean 9 and variance 4. The functions here take the standard deviation (``std=2``), as
-torch does. Every function with a ``seed`` draws from a private generator: the same seed
-gives the same codes, and torch's global generator is untouched.
-"""
+"""New codes for the decoder: the article's naive recipe, fitted samplers, and walks. The
+article writes N(mean, variance) ("N(9, 4)": variance 4); these functions take the standard
+deviation (``std=2``), as torch does. A ``seed`` draws from a private generator: the same seed
+gives the same codes, and torch's global generator is untouched."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from .data import whole_number
+from .training import whole_number
 
 ARTICLE_MEAN, ARTICLE_STD = 9.0, 2.0  # the article's N(9, 4): mean 9, variance 4
 SAMPLER_KINDS = ("naive", "diagonal", "full", "gmm")
@@ -51,17 +48,13 @@ def naive_sample(n: int, dead: Iterable[int], latent_dim: int,
 
 def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
                  dead: Iterable[int] | None = None, n_components: int = 10) -> torch.Tensor:
-    """Fit a distribution of the given ``kind`` to real ``codes`` ``[N, k]`` and draw ``n``.
-
-    * ``"naive"``: :func:`naive_sample` (uses the codes only to find the dead dimensions);
-    * ``"diagonal"``: an independent normal per live dimension, mean and std from the codes;
-    * ``"full"``: one normal with the codes' mean and full covariance;
-    * ``"gmm"``: scikit-learn's ``GaussianMixture``, ``n_components`` full-covariance normals.
-
-    ``dead`` defaults to ``latent.dead_dims(codes)``; dead dimensions are not fitted and get
-    the codes' median there. The same ``seed`` gives the fitted kinds the same standard-normal
-    draws (common random numbers: they differ only by their fit); "naive" draws its own.
-    """
+    """Fit a distribution of the given ``kind`` to real ``codes`` ``[N, k]`` and draw ``n``:
+    ``"naive"``: :func:`naive_sample` (the codes only give the dead dimensions); ``"diagonal"``:
+    an independent normal per live dimension; ``"full"``: one normal with the codes' mean and full
+    covariance; ``"gmm"``: a mixture of ``n_components`` full-covariance normals (scikit-learn).
+    Dead dimensions (default: ``latent.dead_dims(codes)``) are not fitted and get the codes' median
+    (all dead: every draw is the median code). One ``seed`` gives the fitted kinds the same
+    standard-normal draws (they differ only by their fit); "naive" draws its own."""
     from .latent import dead_dims
 
     if kind not in SAMPLER_KINDS:
@@ -75,6 +68,9 @@ def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
     if kind == "naive":
         return naive_sample(n, dead, k, seed=seed)
     live = [i for i in range(k) if i not in dead]
+    out = codes.detach().cpu().float().median(dim=0).values.expand(n, k).clone()
+    if not live:  # nothing to fit: every code is the median, so every sample decodes alike
+        return out
     x = codes.detach().cpu().double()[:, live]
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, len(live), generator=generator, dtype=torch.float64)
@@ -86,7 +82,6 @@ def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
         drawn = x.mean(0) + noise @ torch.linalg.cholesky(cov + ridge).T
     else:
         drawn = _gmm_draw(x, noise, generator, seed, n_components)
-    out = codes.detach().cpu().float().median(dim=0).values.expand(n, k).clone()
     out[:, live] = drawn.float()
     return out
 

@@ -1,8 +1,11 @@
-"""aelib.data: MNIST loading (shapes, order, the data-root variable, clear errors offline),
-the whole-number check and the atomic write."""
+"""aelib.data: MNIST loading (shapes, order, the data-root variable, clear errors offline;
+every notebook reaches MNIST through it) and the atomic write. The model cache, also in
+aelib.data: test_checkpoints.py."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +13,9 @@ import torch
 from torchvision.datasets import MNIST
 
 import aelib
-from aelib.data import (DATA_ENV_VAR, MNIST_FILES, MNISTUnavailableError, atomic_write, data_root,
-                        load_mnist, whole_number)
+from aelib.data import DATA_ENV_VAR, MNIST_FILES, MNISTUnavailableError, atomic_write, data_root, load_mnist
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.fixture
@@ -113,24 +117,26 @@ def test_truncated_extracted_file_gives_a_clear_error(tmp_path, offline):
     assert str(root.resolve()) in message
 
 
-# ------------------------------------------------------------------------- whole_number
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_reaches_mnist_through_aelib(path):
+    """Offline, only aelib.load_mnist names the data root and the variable to set; a
+    notebook that opens torchvision's MNIST itself shows torchvision's raw error instead."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert not re.search(r"torchvision\.datasets|\bMNIST\(", code), (
+        f"{path.name} opens MNIST itself; use aelib.load_mnist() (a DataLoader takes "
+        f"TensorDataset(*aelib.load_mnist()))")
 
 
-@pytest.mark.parametrize("value, low, high", [(1, 1, None), (7, 1, None), (2, 2, 5), (5, 2, 5),
-                                              (0, 0, None)])
-def test_whole_number_returns_allowed_values(value, low, high):
-    assert whole_number("x", value, low, high) == value
+def test_tensor_dataset_of_load_mnist_is_torchvisions_mnist_with_to_tensor(mnist_train):
+    """What a notebook's DataLoader loop gets from TensorDataset(*load_mnist()) is exactly
+    what torchvision's MNIST with ToTensor gives (the same pixels, labels and order)."""
+    from torchvision.transforms import ToTensor
 
-
-@pytest.mark.parametrize("value, low, high, limits", [
-    (0, 1, None, ">= 1"), (-3, 1, None, ">= 1"), (1, 2, None, ">= 2"), (6, 2, 5, "from 2 to 5"),
-    (1, 2, 5, "from 2 to 5"), (2.0, 1, None, ">= 1"), (True, 1, None, ">= 1"),
-    ("3", 1, None, ">= 1"), (None, 1, None, ">= 1"),
-])
-def test_whole_number_message_names_the_argument_limits_and_value(value, low, high, limits):
-    with pytest.raises(ValueError) as info:
-        whole_number("epochs", value, low, high, hint="; try 10")
-    assert str(info.value) == f"epochs must be a whole number {limits}, got {value!r}; try 10"
+    dataset = MNIST(str(data_root()), train=True, transform=ToTensor())
+    for i in (0, 1, 59_999):
+        image, label = dataset[i]
+        assert torch.equal(image.reshape(784), mnist_train[0][i]) and label == mnist_train[1][i]
 
 
 # ------------------------------------------------------------------------- atomic_write

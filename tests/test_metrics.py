@@ -164,9 +164,9 @@ def test_half_the_modes_gives_high_precision_and_half_the_recall():
     assert swapped[0] == pytest.approx(0.5, abs=0.05) and swapped[1] > 0.9
 
 
-def test_precision_recall_k_must_fit_the_sets():
-    with pytest.raises(ValueError, match="k must be a whole number from 1 to 4, got 5"):
-        metrics.precision_recall(torch.rand(5, 2), torch.rand(8, 2), k=5)
+def test_precision_recall_neighbours_must_fit_the_sets():
+    with pytest.raises(ValueError, match="neighbours must be a whole number from 1 to 4, got 5"):
+        metrics.precision_recall(torch.rand(5, 2), torch.rand(8, 2), neighbours=5)
 
 
 def test_support_share():

@@ -1,15 +1,17 @@
 """aelib.models: shapes, the layers, each model's .loss against a hand computation, the
-VAE's sampling, and the clear errors for bad arguments."""
+VAE's sampling, model_args, and the clear errors for bad arguments."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from aelib import MODELS, VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder
+from aelib import VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder
+from aelib.models import model_args
 
 AUTOENCODERS = [AutoEncoder, LinearAutoEncoder, VAE]
 
@@ -87,19 +89,25 @@ def test_classifier_shapes_and_features():
     assert torch.allclose(clf.head[1](features), clf(flat), atol=1e-6)  # logits: linear in them
 
 
-@pytest.mark.parametrize("kind, cls, args", [
-    ("ae", AutoEncoder, {"latent_dim": 5, "hidden_dim": 32, "code_activation": None}),
-    ("linear", LinearAutoEncoder, {"latent_dim": 3}),
-    ("vae", VAE, {"latent_dim": 4, "hidden_dim": 16}),
-    ("classifier", DigitClassifier, {"channels": 4, "feature_dim": 12, "dropout": 0.5}),
+@pytest.mark.parametrize("cls, args", [
+    (AutoEncoder, {"latent_dim": 5, "hidden_dim": 32, "code_activation": None}),
+    (LinearAutoEncoder, {"latent_dim": 3}),
+    (VAE, {"latent_dim": 4, "hidden_dim": 16}),
+    (DigitClassifier, {"channels": 4, "feature_dim": 12, "dropout": 0.5}),
 ])
-def test_models_table_and_hparams_rebuild_the_same_network(kind, cls, args):
-    assert MODELS[kind] is cls
+def test_model_args_rebuild_the_same_network(cls, args):
     model = cls(**args)
-    assert model.hparams() == args
-    twin = cls(**model.hparams())
+    assert model_args(model) == args
+    twin = cls(**model_args(model))
     assert {k: v.shape for k, v in twin.state_dict().items()} == {
         k: v.shape for k, v in model.state_dict().items()}
+
+
+def test_the_three_autoencoders_are_separate_classes():
+    """Each is whole on its own: no model claims to be an AutoEncoder it is not."""
+    linear, vae = LinearAutoEncoder(latent_dim=3), VAE(latent_dim=3, hidden_dim=16)
+    assert not isinstance(linear, AutoEncoder) and not isinstance(vae, AutoEncoder)
+    assert not hasattr(linear, "hidden_dim") and vae.hidden_dim == 16
 
 
 # ------------------------------------------------------------------------------- losses
@@ -147,6 +155,7 @@ def test_vae_loss_is_the_negative_elbo_per_image_in_nats():
 
 
 def test_classifier_loss_is_cross_entropy_and_needs_labels():
+    """The one test of the "needs labels" error (train and evaluate call this loss)."""
     clf = DigitClassifier()
     zero_(clf.head[1])  # all logits 0: every class has probability 1/10
     x = torch.rand(6, 784)
@@ -197,10 +206,10 @@ def test_vae_loss_draws_z_even_in_eval_mode():
 
 
 @pytest.mark.parametrize("cls", AUTOENCODERS)
-@pytest.mark.parametrize("bad", [0, -1, 2.5, "8", True, 785, None])
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "8", True, 785, None, np.float32(8), torch.tensor(8.0)])
 def test_bad_latent_dim_raises_a_clear_error(cls, bad):
     with pytest.raises(ValueError, match=r"latent_dim must be a whole number from 1 to 784, got "
-                                         r".*\(the input has 784 pixels\); try latent_dim=8"):
+                                         r".*; try latent_dim=8, the default"):
         cls(latent_dim=bad)
 
 
@@ -209,11 +218,27 @@ def test_latent_dim_limits_are_allowed(good):
     assert AutoEncoder(latent_dim=good, hidden_dim=4).latent_dim == good
 
 
+@pytest.mark.parametrize("cls", AUTOENCODERS)
+@pytest.mark.parametrize("size", [np.int64(3), torch.tensor(3)])
+def test_code_sizes_of_any_integer_type_make_the_same_model(cls, size):
+    model = cls(latent_dim=size)
+    assert model.latent_dim == 3 and type(model.latent_dim) is int
+    assert model_args(model) == model_args(cls(latent_dim=3))
+
+
 @pytest.mark.parametrize("cls", [AutoEncoder, VAE])
 @pytest.mark.parametrize("bad", [0, -3, 1.5, "256", 4097])
-def test_bad_hidden_dim_raises_a_clear_error(cls, bad):
-    with pytest.raises(ValueError, match="hidden_dim must be a whole number from 1 to 4096"):
+def test_bad_hidden_dim_raises_its_own_hint(cls, bad):
+    with pytest.raises(ValueError, match=r"hidden_dim must be a whole number from 1 to 4096, got "
+                                         r".*; try hidden_dim=256, the default$"):
         cls(hidden_dim=bad)
+
+
+@pytest.mark.parametrize("name, bad, hint", [("channels", 0, "channels=16"), ("channels", 2.5, "channels=16"),
+                                             ("feature_dim", 0, "feature_dim=128")])
+def test_bad_classifier_sizes_raise_a_clear_error(name, bad, hint):
+    with pytest.raises(ValueError, match=rf"{name} must be a whole number from 1 to \d+, got {bad}; try {hint}"):
+        DigitClassifier(**{name: bad})
 
 
 @pytest.mark.parametrize("bad", ["sigmoid", "ReLU", "none", 0])

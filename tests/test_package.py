@@ -1,52 +1,53 @@
-"""The top level of aelib: each export is the object of the module that defines it, and
-``__all__`` lists exactly what the package offers."""
+"""The top level of aelib as the notebooks use it: every aelib name a notebook calls
+exists, and the training function does not hide the training module."""
 
 from __future__ import annotations
 
-import importlib
+import ast
+import json
 import types
+from pathlib import Path
+
+import pytest
 
 import aelib
 
-# where each top-level name is defined (a module is its own home)
-HOMES = {
-    "ARTICLE_LOSSES": "training", "AutoEncoder": "models", "CheckpointError": "training",
-    "CorruptCheckpointError": "training", "DATA_ENV_VAR": "data", "DigitClassifier": "models",
-    "LinearAutoEncoder": "models", "MNISTUnavailableError": "data", "MODELS": "models",
-    "VAE": "models", "configure_threads": "training", "data_root": "data", "evaluate": "training",
-    "latent": None, "load_checkpoint": "training", "load_mnist": "data", "metrics": None,
-    "pick_device": "training", "plots": None, "sampling": None, "save_checkpoint": "training",
-    "set_seed": "training", "train": "training", "train_or_load": "training",
-}
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+TOPIC_MODULES = ("latent", "metrics", "plots", "sampling")
 
 
-def test_all_lists_each_export_once():
-    assert len(aelib.__all__) == len(set(aelib.__all__))
-    assert set(aelib.__all__) == set(HOMES)
+def aelib_names_used(path: Path) -> set[str]:
+    """``aelib.X``, ``aelib.X.Y`` and ``latent.X`` (a topic module imported from aelib)
+    attribute chains in a notebook's code cells."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    used = set()
+    for cell in (c for c in cells if c["cell_type"] == "code"):
+        try:
+            tree = ast.parse("".join(cell["source"]))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            chain = []
+            while isinstance(node, ast.Attribute):
+                chain.insert(0, node.attr)
+                node = node.value
+            if isinstance(node, ast.Name) and chain and node.id in ("aelib", *TOPIC_MODULES):
+                used.add(".".join((([] if node.id == "aelib" else [node.id]) + chain)[:2]))
+            if isinstance(node, ast.ImportFrom) and node.module == "aelib":
+                used |= {alias.name for alias in node.names}
+    return used
 
 
-def test_each_export_is_the_object_of_its_module():
-    for name, home in HOMES.items():
-        exported = getattr(aelib, name)
-        if home is None:
-            assert exported is importlib.import_module(f"aelib.{name}"), name
-        else:
-            assert exported is getattr(importlib.import_module(f"aelib.{home}"), name), name
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_aelib_name_a_notebook_uses_exists(path):
+    for name in sorted(aelib_names_used(path)):
+        obj = aelib
+        for part in name.split("."):
+            assert hasattr(obj, part), f"{path.name} uses aelib.{name}, which aelib does not have"
+            obj = getattr(obj, part)
 
 
 def test_the_training_function_does_not_shadow_a_module():
     # aelib.train is the function; the module is aelib.training
     assert isinstance(aelib.train, types.FunctionType)
     assert isinstance(aelib.training, types.ModuleType) and aelib.training.train is aelib.train
-
-
-def test_nothing_public_is_left_out_of_all():
-    modules = {"data", "models", "training"}  # importing submodules binds their names
-    public = {name for name in vars(aelib) if not name.startswith("_")} - modules
-    assert public == set(aelib.__all__)
-
-
-def test_star_import_gives_exactly_all():
-    namespace: dict = {}
-    exec("from aelib import *", namespace)
-    assert set(namespace) - {"__builtins__"} == set(aelib.__all__)

@@ -1,10 +1,9 @@
 """aelib.plots: each figure draws what it promises (panels, lines, bars, titles, pixels,
-colours) on small inputs; save_figure writes atomically where it is told."""
+colours) on small inputs; save_figure writes where it is told (atomically: test_data.py)."""
 
 from __future__ import annotations
 
 import types
-from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -60,22 +59,6 @@ def test_save_figure_writes_into_the_images_variables_folder(tmp_path, monkeypat
     monkeypatch.delenv("AELIB_IMAGES_DIR")
     monkeypatch.setattr(plots, "project_root", lambda: tmp_path / "repo")
     assert plots.save_figure(fig, "y.png") == tmp_path / "repo" / "images" / "y.png"
-
-
-def test_save_figure_is_atomic(tmp_path, monkeypatch):
-    fig, _ = plt.subplots()
-    path = plots.save_figure(fig, "a.png", folder=tmp_path)
-    before = path.read_bytes()
-
-    def failing_savefig(fname, **kwargs):
-        Path(fname).write_bytes(b"\x89PNG half")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(fig, "savefig", failing_savefig)
-    with pytest.raises(OSError, match="disk full"):
-        plots.save_figure(fig, "a.png", folder=tmp_path)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
 
 # -------------------------------------------------------------------------- images

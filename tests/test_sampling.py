@@ -103,6 +103,17 @@ def test_fitted_kinds_fill_dead_dims_with_the_codes_median(kind):
     assert (sample_codes(kind, codes, 50, dead=[3], seed=0)[:, 3] == 0.0).all()
 
 
+@pytest.mark.parametrize("kind", SAMPLER_KINDS)
+def test_all_dims_dead_every_draw_is_the_one_median_code(kind):
+    """A collapsed model (every dimension dead): nothing to fit, no crash, one code."""
+    codes = torch.zeros(500, 3)
+    codes[:3, 1] = 5.0  # dim 1 is > 0 for 0.6% of the codes: still dead (< 1%)
+    z = sample_codes(kind, codes, 40, seed=0)
+    assert z.shape == (40, 3) and (z == 0).all()
+    median = torch.full((600, 2), 7.0)
+    assert (sample_codes(kind, median, 10, dead=[0, 1], seed=1) == (0.0 if kind == "naive" else 7.0)).all()
+
+
 def test_naive_kind_is_naive_sample_with_the_codes_dead_dims():
     codes = relu_like_codes()
     assert torch.equal(sample_codes("naive", codes, 100, seed=4),
