@@ -2,8 +2,6 @@
 downloaded into ``ROOT/MNIST/raw`` if missing), and trained models in the cache
 ``$AELIB_CHECKPOINT_DIR`` (default ``checkpoints/``), one file per model named after its settings."""
 
-from __future__ import annotations
-
 import inspect
 import multiprocessing
 import os
@@ -45,8 +43,7 @@ class CorruptCheckpointError(CheckpointError):
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(temp_path)``, then rename the temp file to ``path``: a reader never
-    sees a half-written file, and a failed write leaves the old file in place."""
+    """``write(temp_path)``, then rename it to ``path``: no reader sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=path.suffix + ".tmp")
@@ -73,8 +70,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def _damaged_files(raw: Path) -> list[str]:
-    """Files in ``raw`` that exist but are damaged (wrong MD5, or an extract of the wrong size);
-    an unreadable file is left out (the original error says enough)."""
+    """Damaged files in ``raw``: a wrong MD5, or an extract of the wrong size (unreadable: left out)."""
     from torchvision.datasets import MNIST
     from torchvision.datasets.utils import check_md5
 
@@ -86,11 +82,9 @@ def _damaged_files(raw: Path) -> list[str]:
                if (raw / n).is_file() and (raw / n).stat().st_size != s])
 
 
-def load_mnist(train: bool = True, root: str | os.PathLike | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training (60,000) or test (10,000) split in the official order: float32 images
-    ``[N, 784]`` with pixels in [0, 1] (as torchvision's ``ToTensor`` makes them), and
-    int64 labels ``[N]``. ``TensorDataset(*load_mnist())`` feeds a ``DataLoader``."""
+def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training (60,000) or test (10,000) split in the official order: float32 images ``[N, 784]``
+    in [0, 1] (as ``ToTensor`` makes them), int64 labels ``[N]``; ``TensorDataset(*load_mnist())``."""
     from torchvision.datasets import MNIST  # imported here: torchvision is slow to import
 
     path = data_root(root)
@@ -106,16 +100,14 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None
         files = "\n".join(f"    {path / 'MNIST' / 'raw' / name}" for name in MNIST_FILES)
         raise MNISTUnavailableError(
             f"Could not load MNIST from the data root {path} ({reason}).\n"
-            f"Either allow the download (network access), or put the four official files here:\n"
-            f"{files}\nTo use another folder, set the environment variable {DATA_ENV_VAR}="
-            f"/path/to/root (the folder that contains MNIST/raw). A corrupt or partial file: "
-            f"delete it and the extracted file of the same name without .gz, then try again."
-        ) from exc
+            f"Either allow the download (network access), or put the four official files here:\n{files}\n"
+            f"To use another folder, set the environment variable {DATA_ENV_VAR}=/path/to/root (the folder "
+            f"that contains MNIST/raw). A corrupt or partial file: delete it and the extracted file of the "
+            f"same name without .gz, then try again.") from exc
     images = dataset.data.reshape(len(dataset.data), IMAGE_PIXELS).float().div_(255.0)
     return images, dataset.targets.long()
 
 
-# --------------------------------------------------------------------------- checkpoints
 def checkpoint_dir(path: str | os.PathLike | None = None) -> Path:
     """The argument, else ``$AELIB_CHECKPOINT_DIR``, else ``<repo>/checkpoints``."""
     return Path(path or os.environ.get(CHECKPOINT_ENV_VAR) or project_root() / "checkpoints").expanduser()
@@ -134,9 +126,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, hi
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> dict:
-    """Read a checkpoint (``weights_only=True``) and, if given, load it into ``model``; raise
-    :class:`CorruptCheckpointError` if unreadable, :class:`CheckpointError` if it does not fit."""
+def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, hparams: dict | None = None) -> dict:
+    """Read a checkpoint (``weights_only=True``); load it into ``model`` if given and trained with ``hparams``
+    (default: ``model_args(model)``). Raises :class:`CheckpointError` (unreadable: ``CorruptCheckpointError``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"There is no checkpoint file at {path}.")
@@ -151,19 +143,17 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> 
         reason = str(exc) if isinstance(exc, ValueError) else {
             pickle.UnpicklingError: "torch.load(weights_only=True) refuses its content",
             EOFError: "the file is empty or cut short"}.get(type(exc), f"{type(exc).__name__}: {exc}".splitlines()[0])
-        raise CorruptCheckpointError(
-            f"The checkpoint {path} is corrupt or not an aelib checkpoint ({reason}). "
-            f"Delete it (or pass retrain=True) and it will be trained again.") from exc
+        raise CorruptCheckpointError(f"The checkpoint {path} is corrupt or not an aelib checkpoint ({reason}). "
+                                     f"Delete it (or pass retrain=True) and it will be trained again.") from exc
     if model is not None:
-        # older files name the class ("AutoEncoder") instead of the kind
-        if payload["kind"] not in (model_kind(model), type(model).__name__):
+        if payload["kind"] not in (model_kind(model), type(model).__name__):  # older: the class name
             raise CheckpointError(f"The checkpoint {path} holds a {payload['kind']!r} model, "
                                   f"not a {model_kind(model)!r} one.")
-        saved = {k: payload["hparams"].get(k) for k in model_args(model)}
-        if saved != model_args(model):
-            raise CheckpointError(f"The checkpoint {path} was trained with {saved}, but the model "
-                                  f"has {model_args(model)}. Build the model with the checkpoint's "
-                                  f"settings, or retrain.")
+        wanted = hparams or model_args(model)
+        if (saved := {k: payload["hparams"].get(k) for k in wanted}) != wanted:
+            raise CheckpointError(f"The checkpoint {path} was trained with {saved}, but the model has "
+                                  f"{wanted}. Build the model with the checkpoint's settings, or retrain "
+                                  f"(delete the file, or pass retrain=True).")
         try:
             model.load_state_dict(payload["state_dict"])
         except RuntimeError as exc:
@@ -171,7 +161,6 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> 
     return payload
 
 
-# --------------------------------------------------------------------------- the model cache
 def _entry(kind: str, epochs: int, seed: int, batch_size: int, lr: float, cache_dir, args: dict
            ) -> tuple[nn.Module, dict, Path]:
     """Seed torch, build the model; return it, its settings and its cache file."""
@@ -215,10 +204,9 @@ def _locked(path: Path, verbose: bool) -> Iterator[str | None]:
         yield None
 
 
-def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size: int = 128,
-                  lr: float = 1e-3, device: str | torch.device | None = None,
-                  cache_dir: str | os.PathLike | None = None, retrain: bool = False,
-                  verbose: bool = True, **model_args) -> tuple[nn.Module, History]:
+def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size: int = 128, lr: float = 1e-3,
+                  device: str | torch.device | None = None, cache_dir: str | os.PathLike | None = None,
+                  retrain: bool = False, verbose: bool = True, **model_args) -> tuple[nn.Module, History]:
     """Train a model on MNIST once, then load it from the cache: ``(model, history)``, the model
     in eval mode on ``device``. ``kind``: a key of :data:`aelib.models.MODELS`, whose constructor
     gets ``model_args`` (``latent_dim=8``); ``seed`` fixes the initial weights and batch order
@@ -229,14 +217,11 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
         model, hparams, path = _entry(kind, epochs, seed, batch_size, lr, cache_dir, model_args)
         with _locked(path, verbose) as unwritable:
             if path.exists() and not retrain:
-                try:
-                    payload = load_checkpoint(path, model)
+                try:  # a file of other settings (e.g. renamed) raises: never trained on silently
+                    payload = load_checkpoint(path, model, hparams)
                 except CorruptCheckpointError as exc:
                     warnings.warn(f"{exc} Retraining now and overwriting it.", stacklevel=2)
                 else:
-                    if payload["hparams"] != hparams:  # e.g. a renamed file: never train on silently
-                        raise CheckpointError(f"The checkpoint {path} was trained with {payload['hparams']}, "
-                                              f"but the model has {hparams}. Delete it or pass retrain=True.")
                     if verbose:
                         print(f"Loaded cached model from {path.parent.name}/{path.name}")
                     return model.to(device).eval(), payload["history"]
@@ -261,12 +246,12 @@ def _train_job(job: tuple[str, dict]) -> None:
 
 
 def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Module, History]]:
-    """``[train_or_load(kind, **kwargs) for kind, kwargs in jobs]``; the models missing from
-    the cache are first trained side by side in ``processes`` workers of one torch thread
-    (default: :func:`default_num_threads`, the cores one training would use; 1 on CUDA)."""
+    """``[train_or_load(kind, **kwargs) for kind, kwargs in jobs]``; the models missing from the cache are
+    first trained side by side in ``processes`` one-thread workers (default: the cores over the default
+    threads, at most 4, so a 2-core laptop trains two at a time; 1 with CUDA)."""
     jobs = [(kind, dict(kwargs)) for kind, kwargs in jobs]
-    processes = whole_number("processes", processes if processes is not None else
-                             1 if torch.cuda.is_available() else default_num_threads())
+    processes = whole_number("processes", processes if processes is not None else 1 if torch.cuda.is_available()
+                             else min(4, max(1, (os.cpu_count() or 1) // default_num_threads())))
     todo = {}  # cache file -> the first job that asks for it
     for kind, kwargs in jobs:
         (bound := inspect.signature(train_or_load).bind(kind, **kwargs)).apply_defaults()

@@ -1,8 +1,6 @@
 """The code space of a trained model: codes, reconstructions, dead dimensions, baselines
 (without gradients, in eval mode, in batches; CPU tensors or pandas tables)."""
 
-from __future__ import annotations
-
 import pandas as pd
 import torch
 from torch import nn
@@ -67,11 +65,9 @@ def live_dims(codes: torch.Tensor, **dead_kwargs) -> list[int]:
 def latent_stats(codes: torch.Tensor, **dead_kwargs) -> pd.DataFrame:
     """One row per dimension: ``mean``, ``std``, ``share_positive``, ``min``, ``max``, ``dead``."""
     dead, codes = set(dead_dims(codes, **dead_kwargs)), codes.detach().float().cpu()
-    table = pd.DataFrame({"mean": codes.mean(0), "std": codes.std(0),
-                          "share_positive": (codes > 0).float().mean(0),
-                          "min": codes.min(0).values, "max": codes.max(0).values})
-    table["dead"] = [i in dead for i in range(codes.shape[1])]
-    return table.rename_axis("dim")
+    return pd.DataFrame({"mean": codes.mean(0), "std": codes.std(0), "share_positive": (codes > 0).float().mean(0),
+                         "min": codes.min(0).values, "max": codes.max(0).values,
+                         "dead": [i in dead for i in range(codes.shape[1])]}).rename_axis("dim")
 
 
 def most_active_dims(codes: torch.Tensor, n: int = 2) -> list[int]:
@@ -90,16 +86,14 @@ def fit_pca(train_images: torch.Tensor, n_components: int):
 
 
 def pca_reconstruct(pca, images: torch.Tensor, k: int) -> torch.Tensor:
-    """Project ``images`` onto the fitted ``pca``'s first ``k`` components and back: the
-    best that any linear code of k numbers can do in mean squared error."""
+    """``images`` through ``pca``'s first ``k`` components and back: the best linear code of k numbers."""
     whole_number("k", k, 1, pca.n_components_)
     basis = torch.as_tensor(pca.components_[:k], dtype=torch.float32)
     mean = torch.as_tensor(pca.mean_, dtype=torch.float32)
     return ((images.reshape(len(images), -1) - mean) @ basis.T) @ basis + mean
 
 
-def sweep_latent_sizes(sizes, epochs: int = 10, seed: int = 0, device=None,
-                       verbose: bool = False) -> pd.DataFrame:
+def sweep_latent_sizes(sizes, epochs: int = 10, seed: int = 0, device=None, verbose: bool = False) -> pd.DataFrame:
     """Train (or load) one article autoencoder per code size. A table indexed by ``latent_dim``:
     final ``train_loss`` and ``test_loss``, and ``dead`` (dimensions dead on the test codes)."""
     sizes = sorted({whole_number("a code size", k) for k in sizes})
@@ -108,9 +102,7 @@ def sweep_latent_sizes(sizes, epochs: int = 10, seed: int = 0, device=None,
     test_images, _ = load_mnist(train=False)
     rows = []
     for k in sizes:
-        model, history = train_or_load("ae", epochs=epochs, seed=seed, device=device,
-                                       verbose=verbose, latent_dim=k)
-        rows.append({"latent_dim": k, "train_loss": history["train_loss"][-1],
-                     "test_loss": history["test_loss"][-1],
+        model, history = train_or_load("ae", epochs=epochs, seed=seed, device=device, verbose=verbose, latent_dim=k)
+        rows.append({"latent_dim": k, "train_loss": history["train_loss"][-1], "test_loss": history["test_loss"][-1],
                      "dead": len(dead_dims(embed_images(model, test_images)))})
     return pd.DataFrame(rows).set_index("latent_dim")

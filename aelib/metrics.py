@@ -3,8 +3,6 @@ floor), reconstructions and samples: confidence, class coverage, Fréchet distan
 features (FID's idea; comparable only within this project, between equally large sets), precision
 and recall (fidelity, diversity), near-copies of training images. :class:`Yardstick` does them all."""
 
-from __future__ import annotations
-
 import math
 
 import numpy as np
@@ -47,7 +45,8 @@ def class_coverage(probs: torch.Tensor, min_share: float = 0.02) -> tuple[float,
         raise ValueError(f"min_share is a share from 0 to 1 (0.02 = 2%), got {min_share}")
     shares = torch.bincount(probs.argmax(dim=1), minlength=probs.shape[1]).float() / len(probs)
     nonzero = shares[shares > 0]
-    return -(nonzero * nonzero.log()).sum().item() / math.log(len(shares)), int((shares >= min_share).sum())
+    entropy = (nonzero * (1 / nonzero).log()).sum().item()  # a sum of terms >= 0: never -0.0
+    return entropy / math.log(len(shares)), int((shares >= min_share).sum())
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
@@ -59,8 +58,7 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
         raise ValueError(f"need two feature sets [N, d] with N >= 2 and the same d, got "
                          f"{a.shape} and {b.shape}; compute both with the same classifier")
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    # tr sqrtm(S_a S_b) is the sum of the square roots of S_a S_b's eigenvalues (real and >= 0 for
-    # two covariances, up to rounding): no matrix square root, and singular ones (dead units) are fine
+    # tr sqrtm(S_a S_b) = the sum of sqrt(eigenvalues of S_a S_b), real and >= 0; fine for dead units
     with threadpool_limits(limits=torch.get_num_threads()):
         eigenvalues = np.linalg.eigvals(cov_a @ cov_b)
     diff = a.mean(0) - b.mean(0)
@@ -70,8 +68,7 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
 
 def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, exclude_self: bool = False,
                       chunk_size: int = 256) -> torch.Tensor:
-    """Each query's L2 distance to its nearest ``reference`` row: ``[N]`` on the CPU. With
-    ``exclude_self`` (queries = reference), a row's distance to itself does not count."""
+    """Each query's L2 distance to its nearest ``reference`` row, on the CPU (``exclude_self``: not to itself)."""
     q = queries.detach().float().cpu().reshape(len(queries), -1)
     r = reference.detach().float().cpu().reshape(len(reference), -1)
     if q.shape[1] != r.shape[1] or len(r) < 1 + exclude_self:
@@ -125,25 +122,21 @@ def compare(a: float, b: float, margin: float,
 
 
 def split_test_images(test_images: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two disjoint random sets of ``n`` test images: ``(reference, floor)``. The reference
-    stands for the real distribution; the floor is scored like a perfect generator's samples."""
+    """Two disjoint random sets of ``n`` test images: ``(reference, floor)``; the floor plays a perfect generator."""
     whole_number("n", n, 2, len(test_images) // 2, hint=" (two disjoint test subsets)")
     order = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))
     return test_images[order[:n]], test_images[order[n:2 * n]]
 
 
 class Yardstick:
-    """One classifier, reference set and near-copy threshold for every row of a table.
-    ``ys(images)`` gives one row (a dict); ``confident_share`` counts top-class probabilities
-    above ``threshold``, ``classes_covered`` the classes predicted for >= ``min_share``."""
+    """One classifier, reference set and near-copy threshold for every row: ``ys(images)`` gives a dict;
+    ``confident_share`` counts top probabilities > ``threshold``, ``classes_covered`` shares >= ``min_share``."""
 
-    def __init__(self, clf: nn.Module, reference_images: torch.Tensor,
-                 train_images: torch.Tensor | None = None, threshold: float = 0.9,
-                 min_share: float = 0.02) -> None:
+    def __init__(self, clf: nn.Module, reference_images: torch.Tensor, train_images: torch.Tensor | None = None,
+                 threshold: float = 0.9, min_share: float = 0.02) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold is a probability from 0 to 1, got {threshold}")
-        self.clf, self.train_images = clf, train_images
-        self.threshold, self.min_share = threshold, min_share
+        self.clf, self.train_images, self.threshold, self.min_share = clf, train_images, threshold, min_share
         self.real_features = extract_features(clf, reference_images)
         self.copy_dist = None if train_images is None else torch.quantile(
             nearest_distances(reference_images, train_images), 0.01).item()

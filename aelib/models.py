@@ -1,8 +1,5 @@
-"""The article's autoencoder, a linear autoencoder, a VAE and the yardstick classifier. Each
-says how it is scored (``model.loss(x, y)``, as nanoGPT's model does), so one training loop
-fits them all; each keeps its constructor arguments as attributes (:func:`model_args`)."""
-
-from __future__ import annotations
+"""The article's autoencoder, a linear autoencoder, a VAE and the yardstick classifier. Each is scored by
+``model.loss(x, y)`` (as in nanoGPT), so one loop trains them all; each keeps its constructor arguments."""
 
 import inspect
 
@@ -75,8 +72,7 @@ class AutoEncoder(_Coder):
     ``Linear(k, 256) -> ReLU -> Linear(256, 784) -> Sigmoid``. ``code_activation="relu"``
     is the article's model; ``None`` leaves the code linear (it may be negative)."""
 
-    def __init__(self, latent_dim: int = 8, hidden_dim: int = 256,
-                 code_activation: str | None = "relu") -> None:
+    def __init__(self, latent_dim: int = 8, hidden_dim: int = 256, code_activation: str | None = "relu") -> None:
         super().__init__()
         self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS, 8)
         self.hidden_dim = _size("hidden_dim", hidden_dim, 4096, 256)

@@ -1,8 +1,6 @@
 """Figures for the notebooks. All text inside figures is English (CJK fonts are not
 guaranteed on a reader's machine); :func:`save_figure` writes ``images/`` atomically."""
 
-from __future__ import annotations
-
 import io
 import os
 from collections.abc import Sequence
@@ -25,19 +23,16 @@ def use_style() -> None:
 
 
 def save_figure(fig: plt.Figure, name: str, folder: str | os.PathLike | None = None) -> Path:
-    """Save ``fig`` as ``<folder>/<name>`` atomically; ``folder`` defaults to
-    ``$AELIB_IMAGES_DIR``, else the repository's ``images/``."""
+    """Save ``fig`` atomically as ``<folder>/<name>`` (default: ``$AELIB_IMAGES_DIR``, else ``images/``)."""
     path = Path(folder or os.environ.get("AELIB_IMAGES_DIR") or project_root() / "images") / name
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip(".") or "png"))
 
 
 def show_images(images: torch.Tensor, nrow: int = 10, title: str | None = None,
                 ax: plt.Axes | None = None, labels: Sequence[str] | None = None) -> plt.Axes:
-    """Flat ``[N, 784]`` images as one grid, ``nrow`` per row, dark strokes on white;
-    optional ``labels`` under the columns."""
+    """Flat ``[N, 784]`` images as one grid, ``nrow`` a row, dark on white; ``labels`` under the columns."""
     from torchvision.utils import make_grid  # imported here: torchvision is slow to import
-    if ax is None:
-        _, ax = plt.subplots(figsize=(min(nrow, len(images)) * 0.9, -(-len(images) // nrow) * 0.9 + 0.4))
+    ax = ax or plt.subplots(figsize=(min(nrow, len(images)) * 0.9, -(-len(images) // nrow) * 0.9 + 0.4))[1]
     grid = make_grid(images.detach().float().cpu().reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE),
                      nrow=nrow, padding=2, pad_value=0.15)[0]
     ax.imshow(grid.numpy(), cmap="gray_r", vmin=0, vmax=1)
@@ -52,18 +47,15 @@ def show_images(images: torch.Tensor, nrow: int = 10, title: str | None = None,
 def plot_image_rows(rows: Sequence[torch.Tensor], row_labels: Sequence[str],
                     column_labels: Sequence[str] | None = None, title: str | None = None,
                     ax: plt.Axes | None = None) -> plt.Axes:
-    """Equally long rows of images, each named on the left (originals and reconstructions,
-    one traversal or one sampler per row, ...)."""
+    """Equally long rows of images, each named on the left (originals, then reconstructions, ...)."""
     rows = [r.detach().float().cpu().reshape(len(r), -1) for r in rows]
     if not rows or len({len(r) for r in rows}) != 1 or len(rows[0]) == 0 or len(row_labels) != len(rows):
         raise ValueError(f"need non-empty, equally long rows and one label each, got lengths "
                          f"{[len(r) for r in rows]} and {len(row_labels)} labels")
     n = len(rows[0])
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(4.0, n * 0.8 + 1.4), 0.8 * len(rows) + 0.6))
+    ax = ax or plt.subplots(figsize=(max(4.0, n * 0.8 + 1.4), 0.8 * len(rows) + 0.6))[1]
     show_images(torch.cat(rows), nrow=n, ax=ax, labels=column_labels, title=title)
-    ax.set_yticks([16 + CELL * i for i in range(len(rows))])
-    ax.set_yticklabels(list(row_labels), fontsize=9)
+    ax.set_yticks([16 + CELL * i for i in range(len(rows))], list(row_labels), fontsize=9)
     return ax
 
 
@@ -91,8 +83,7 @@ def draw_network(sizes: Sequence[int], names: Sequence[str], ops: Sequence[str],
     between them, ``groups`` (first, last, title) bracketed above: notebook 02's two diagrams."""
     if not len(sizes) == len(names) == len(ops) + 1 or min(sizes) < 1:
         raise ValueError("need one name per layer, one op between two layers, sizes >= 1")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(2.2 * len(sizes), 4.2))
+    ax = ax or plt.subplots(figsize=(2.2 * len(sizes), 4.2))[1]
     heights = [3.0 * (0.18 + 0.82 * (s / max(sizes)) ** 0.5) for s in sizes]
     colors = dict(zip(dict.fromkeys(sizes), sns.color_palette("deep")))  # one colour per width
     for i, (size, name, h) in enumerate(zip(sizes, names, heights)):
@@ -107,26 +98,21 @@ def draw_network(sizes: Sequence[int], names: Sequence[str], ops: Sequence[str],
     top = max(heights) / 2 + 0.75
     for first, last, title in groups:
         ax.plot([2.5 * first + 0.15, 2.5 * last - 0.15], [top, top], color="0.3", lw=2)  # gap at a shared layer
-        ax.text(1.25 * (first + last), top + 0.08, title, ha="center", va="bottom",
-                fontsize=13, fontweight="bold")
-    ax.set_xlim(-1.0, 2.5 * (len(sizes) - 1) + 1.0)
-    ax.set_ylim(-max(heights) / 2 - 0.7, top + 0.5)
-    ax.set_aspect("equal")
+        ax.text(1.25 * (first + last), top + 0.08, title, ha="center", va="bottom", fontsize=13, fontweight="bold")
+    ax.set(xlim=(-1.0, 2.5 * (len(sizes) - 1) + 1.0), ylim=(-max(heights) / 2 - 0.7, top + 0.5), aspect="equal")
     ax.axis("off")
     return ax
 
 
-def plot_loss_curves(history: dict, reference: Sequence[float] | None = None,
-                     ax: plt.Axes | None = None, label: str = "",
-                     reference_label: str = "article (train)") -> plt.Axes:
+def plot_loss_curves(history: dict, reference: Sequence[float] | None = None, ax: plt.Axes | None = None,
+                     label: str = "", reference_label: str = "article (train)") -> plt.Axes:
     """Train (and, if recorded, test) loss per epoch from a training ``history``, and an
     optional ``reference`` list for epochs 1, 2, ... drawn dashed (e.g. the article's)."""
     epochs, train = list(history.get("epoch", [])), list(history.get("train_loss", []))
     if not epochs or len(epochs) != len(train):
         raise ValueError("history needs equally long, non-empty 'epoch' and 'train_loss' lists; "
                          "pass the dict that aelib.train or aelib.train_or_load returns")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4.2))
+    ax = ax or plt.subplots(figsize=(7, 4.2))[1]
     ax.plot(epochs, train, "o-", label=f"{label}train (mean over the epoch)")
     if history.get("test_loss"):
         ax.plot(epochs, history["test_loss"], "s-", label=f"{label}test (after the epoch)")
@@ -184,8 +170,7 @@ def plot_bars(frame: pd.DataFrame, columns: dict[str, str], x: str, hue: str | N
     return fig
 
 
-def plot_code_distributions(codes: torch.Tensor, dead: Sequence[int] = (),
-                            max_panels: int = 16) -> plt.Figure:
+def plot_code_distributions(codes: torch.Tensor, dead: Sequence[int] = (), max_panels: int = 16) -> plt.Figure:
     """A histogram per code dimension (dead ones grey, with their share > 0) for up to
     ``max_panels`` dimensions; beyond that one box per dimension on a shared axis."""
     codes, k, dead = codes.detach().float().cpu(), codes.shape[1], sorted({int(i) for i in dead})
@@ -241,8 +226,7 @@ def plot_correlation(codes: torch.Tensor, dims: Sequence[int], ax: plt.Axes | No
         raise ValueError(f"need at least two dimensions that vary, got {list(dims)}; pass "
                          f"dims=latent.live_dims(codes) (a dead dimension has no correlation)")
     side = min(11.0, 1.2 + 0.55 * len(dims))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(side + 1.2, side))
+    ax = ax or plt.subplots(figsize=(side + 1.2, side))[1]
     sns.heatmap(torch.corrcoef(chosen.T).numpy(), ax=ax, vmin=-1, vmax=1, center=0, cmap="RdBu_r",
                 square=True, annot=len(dims) <= 12, fmt=".2f", annot_kws={"fontsize": 8},
                 xticklabels=list(dims), yticklabels=list(dims), cbar_kws={"label": "Pearson r"})
@@ -264,9 +248,8 @@ def latent_explorer(model: torch.nn.Module, base_code: torch.Tensor, dims: Seque
     if not dims or not len(dims) == len(low) == len(high):
         raise ValueError(f"need one low and one high value per dimension, got {len(dims)} dims, "
                          f"{len(low)} lows and {len(high)} highs")
-    sliders = {d: widgets.FloatSlider(value=float(base_code[d]), min=float(lo), max=float(hi),
-                                      step=(float(hi) - float(lo)) / 100 or 0.01,
-                                      description=f"dim {d}", readout_format=".1f")
+    sliders = {d: widgets.FloatSlider(value=float(base_code[d]), min=float(lo), max=float(hi), description=f"dim {d}",
+                                      step=(float(hi) - float(lo)) / 100 or 0.01, readout_format=".1f")
                for d, lo, hi in zip(dims, low, high)}
     picture, verdict = widgets.Image(format="png", width=168, height=168), widgets.Label()
 
@@ -286,4 +269,7 @@ def latent_explorer(model: torch.nn.Module, base_code: torch.Tensor, dims: Seque
     for slider in sliders.values():
         slider.observe(update, names="value")
     update()
-    return widgets.HBox([widgets.VBox(list(sliders.values())), widgets.VBox([picture, verdict])])
+    class LatentExplorer(widgets.HBox):  # what a notebook shows before it is run (or trusted)
+        def __repr__(self) -> str:
+            return "Latent explorer: run the notebook to move its sliders"
+    return LatentExplorer([widgets.VBox(list(sliders.values())), widgets.VBox([picture, verdict])])

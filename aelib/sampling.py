@@ -3,12 +3,11 @@ article writes N(mean, variance) ("N(9, 4)": variance 4); these functions take t
 deviation (``std=2``), as torch does. A ``seed`` draws from a private generator: the same seed
 gives the same codes, and torch's global generator is untouched."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from .training import whole_number
 
@@ -24,12 +23,10 @@ def _dims(dead: Iterable[int], latent_dim: int) -> list[int]:
     return dead
 
 
-def naive_sample(n: int, dead: Iterable[int], latent_dim: int,
-                 mean: float | Sequence[float] = ARTICLE_MEAN,
+def naive_sample(n: int, dead: Iterable[int], latent_dim: int, mean: float | Sequence[float] = ARTICLE_MEAN,
                  std: float | Sequence[float] = ARTICLE_STD, seed: int = 0) -> torch.Tensor:
-    """The article's recipe: dead dimensions 0, every other one drawn independently from
-    a normal with ``mean`` and ``std`` (a number, or one value per dimension). Values are
-    not clipped. Returns ``[n, latent_dim]``."""
+    """The article's recipe, ``[n, latent_dim]``: dead dimensions 0, every other one drawn independently
+    from a normal with ``mean`` and ``std`` (a number, or one per dimension), not clipped."""
     whole_number("n (how many codes to draw)", n)
     whole_number("latent_dim", latent_dim, hint=" (the model's code size, model.latent_dim)")
     dead = _dims(dead, latent_dim)
@@ -80,33 +77,24 @@ def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
         cov = torch.cov(x.T).reshape(len(live), len(live))
         ridge = 1e-6 * cov.diagonal().mean().clamp(min=1e-12) * torch.eye(len(live), dtype=cov.dtype)
         drawn = x.mean(0) + noise @ torch.linalg.cholesky(cov + ridge).T
-    else:
-        drawn = _gmm_draw(x, noise, generator, seed, n_components)
+    else:  # "gmm": each draw picks a component, then is drawn from that component's normal
+        from sklearn.mixture import GaussianMixture  # imported here: slow to import
+
+        if len(x) < 2 * n_components:
+            raise ValueError(f"a mixture of {n_components} components needs more codes than "
+                             f"{len(x)}; pass at least {2 * n_components} (better: thousands)")
+        with threadpool_limits(limits=torch.get_num_threads()):  # all cores: 7x slower on a busy machine
+            gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=1e-4, max_iter=200,
+                                  random_state=seed).fit(x.numpy())
+        component = torch.multinomial(torch.as_tensor(gmm.weights_), n, replacement=True, generator=generator)
+        chol = torch.linalg.cholesky(torch.as_tensor(gmm.covariances_))
+        drawn = torch.as_tensor(gmm.means_)[component] + torch.einsum("nij,nj->ni", chol[component], noise)
     out[:, live] = drawn.float()
     return out
 
 
-def _gmm_draw(x: torch.Tensor, noise: torch.Tensor, generator: torch.Generator, seed: int,
-              n_components: int) -> torch.Tensor:
-    from sklearn.mixture import GaussianMixture  # imported here: slow to import
-    from threadpoolctl import threadpool_limits
-
-    if len(x) < 2 * n_components:
-        raise ValueError(f"a mixture of {n_components} components needs more codes than "
-                         f"{len(x)}; pass at least {2 * n_components} (better: thousands)")
-    # As many BLAS threads as torch uses: on a busy 2-core machine all cores was 7x slower.
-    with threadpool_limits(limits=torch.get_num_threads()):
-        gmm = GaussianMixture(n_components, covariance_type="full", reg_covar=1e-4, max_iter=200,
-                              random_state=seed).fit(x.numpy())
-    component = torch.multinomial(torch.as_tensor(gmm.weights_), len(noise), replacement=True,
-                                  generator=generator)
-    chol = torch.linalg.cholesky(torch.as_tensor(gmm.covariances_))
-    return torch.as_tensor(gmm.means_)[component] + torch.einsum("nij,nj->ni", chol[component], noise)
-
-
 def interpolate_codes(start: torch.Tensor, end: torch.Tensor, steps: int = 11) -> torch.Tensor:
-    """``steps`` evenly spaced points from ``start`` to ``end`` (both included), for codes
-    or for images (a pixel blend): ``[steps, *start.shape]``."""
+    """``[steps, *start.shape]``: evenly spaced points from ``start`` to ``end``, both included (codes, or images)."""
     whole_number("steps", steps, 2, hint=" (the two ends included)")
     if start.shape != end.shape:
         raise ValueError(f"start and end must have the same shape, got {tuple(start.shape)} and {tuple(end.shape)}")

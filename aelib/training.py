@@ -1,8 +1,5 @@
-"""Threads, device, seeds, argument checks and the training loop. The loop keeps the whole
-dataset on the device as one tensor and draws each shuffled batch by indexing it (no
-DataLoader, no per-sample Python); it calls ``model.loss(x, y)``, so it trains every model."""
-
-from __future__ import annotations
+"""Threads, device, seeds, argument checks and the training loop. The loop keeps the dataset on the
+device and indexes each shuffled batch out of it (no DataLoader); ``model.loss(x, y)`` fits every model."""
 
 import math
 import operator
@@ -18,15 +15,13 @@ from tqdm.auto import tqdm
 
 THREADS_ENV_VAR = "AELIB_NUM_THREADS"
 History = dict[str, list[float]]
-# Mean training loss (MSE per pixel) after each of 10 epochs, as the article reports them.
-ARTICLE_LOSSES: dict[int, list[float]] = {
+ARTICLE_LOSSES: dict[int, list[float]] = {  # mean training MSE per pixel in epochs 1-10, as reported
     8: [0.0514, 0.0380, 0.0322, 0.0304, 0.0293, 0.0286, 0.0281, 0.0277, 0.0273, 0.0270],
     4: [0.0612, 0.0509, 0.0481, 0.0467, 0.0459, 0.0452, 0.0447, 0.0442, 0.0438, 0.0435],
 }
 
 
-def whole_number(name: str, value: object, low: int = 1, high: int | None = None,
-                 hint: str = "") -> int:
+def whole_number(name: str, value: object, low: int = 1, high: int | None = None, hint: str = "") -> int:
     """``value`` as an int if it is a whole number of any library (``np.int64(8)``, a 0-d
     tensor; not a bool) from ``low`` to ``high``, else a ValueError that says so."""
     boolean = isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == torch.bool
@@ -84,8 +79,7 @@ def set_seed(seed: int) -> None:
 
 
 def side_stream(device: torch.device | None = None):
-    """A context whose random draws (scoring a VAE, building a model) leave torch's global
-    generators as they were: they never shift the batch orders of a training run."""
+    """A context whose random draws (scoring a VAE, building a model) leave torch's generators as they were."""
     cuda = device is not None and torch.device(device).type == "cuda"
     return torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else [])
 
@@ -100,8 +94,7 @@ def epoch_order(n: int) -> torch.Tensor:
 
 @torch.no_grad()
 def batched_apply(fn, model: nn.Module, *tensors: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """``fn(model, *batch)`` over ``tensors`` in batches on the model's device, without
-    gradients, in eval mode; the results are concatenated on the CPU."""
+    """``fn(model, *batch)`` in batches on the model's device (eval mode, no gradients); results on the CPU."""
     whole_number("batch_size", batch_size)
     if not tensors or len(tensors[0]) == 0:
         raise ValueError("batched_apply needs a non-empty tensor to work on")
@@ -146,8 +139,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     n, steps = len(x_all), math.ceil(len(x_all) / batch_size)
     batch_losses = torch.empty(steps, device=device)  # kept on the device: no sync per batch
-    sizes = torch.full((steps,), float(batch_size), dtype=torch.float64)
-    sizes[-1] = n - (steps - 1) * batch_size
+    sizes = (n - batch_size * torch.arange(steps, dtype=torch.float64)).clamp(max=batch_size)
     history: History = {"epoch": [], "train_loss": [], "test_loss": [], "seconds": []}
     bar = tqdm(total=epochs * steps, unit="batch", leave=False,
                disable=True if os.environ.get("TQDM_DISABLE") else None)

@@ -51,7 +51,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 VIEWPORT = {"width": 1280, "height": 800}        # a laptop screen
 TIMEOUT_S = 180                                  # per notebook, from Run All to idle
 BUDGET_S = 360                                   # the whole check in CI, warm model cache
-OPENING_NOTES_FAIL = False   # notes on a notebook as opened (saved outputs, metadata) fail the check
+OPENING_NOTES_FAIL = True    # notes on a notebook as opened (saved outputs, metadata) fail the check
 STDERR_MIME = "application/vnd.jupyter.stderr"   # JupyterLab renders stderr AND errors with it
 # ipywidgets' plain-text repr (HBox(children=...), FloatSlider(value=...)), which JupyterLab
 # shows in place of a widget when it has no working widget manager

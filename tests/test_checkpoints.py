@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import inspect
 import os
 import re
 import subprocess
@@ -387,6 +388,43 @@ def test_train_or_load_many_trains_the_missing_models_in_worker_processes(tmp_pa
     assert losses[0] == losses[2] and len(set(losses)) == 3
     assert "types {'AutoEncoder'}" in done.stdout
     assert len(list(tmp_path.glob("*.pt"))) == 3
+
+
+@pytest.mark.parametrize("cores, threads, workers", [(2, 1, 2), (8, 4, 2), (64, 4, 4), (1, 1, 1)])
+def test_train_or_load_many_uses_the_cores_by_default(monkeypatch, tmp_path, cores, threads, workers):
+    """A 2-core laptop trains two missing models at a time (one thread each), never more than 4."""
+    import aelib.data
+
+    seen = []
+
+    class Pool:  # records the workers asked for instead of starting processes
+        def __init__(self, n, **_):
+            seen.append(n)
+        def __enter__(self):
+            return self
+        def __exit__(self, *_):
+            return False
+        def map(self, fn, todo):
+            raise StopTraining
+
+    class StopTraining(Exception):
+        pass
+
+    monkeypatch.setattr(aelib.data.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(aelib.data, "default_num_threads", lambda: threads)
+    monkeypatch.setattr(aelib.data.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(aelib.data, "ProcessPoolExecutor", Pool)
+    jobs = [("ae", dict(epochs=1, cache_dir=tmp_path, seed=s, **SMALL["ae"])) for s in range(6)]
+    if workers == 1:
+        def fake(kind, **kw):  # keeps train_or_load's signature, which the jobs are bound to
+            return kw["seed"]
+        fake.__signature__ = inspect.signature(aelib.data.train_or_load)
+        monkeypatch.setattr(aelib.data, "train_or_load", fake)
+        assert train_or_load_many(jobs) == list(range(6)) and seen == []  # one at a time, in this process
+    else:
+        with pytest.raises(StopTraining):
+            train_or_load_many(jobs)
+        assert seen == [workers]
 
 
 def test_train_or_load_many_in_one_process_is_train_or_load_in_order(tmp_path, small_mnist):

@@ -68,6 +68,7 @@ def test_class_coverage():
     eye = torch.eye(10)
     assert metrics.class_coverage(eye.repeat(20, 1)) == (pytest.approx(1.0), 10)
     assert metrics.class_coverage(eye[[3] * 50]) == (pytest.approx(0.0), 1)
+    assert math.copysign(1.0, metrics.class_coverage(eye[[3] * 50])[0]) == 1.0  # 0.0, not -0.0 (prints "-0.000")
     # two classes half and half, and one stray prediction (1 of 101 < 2%)
     two = torch.cat([eye[[1] * 50], eye[[7] * 50], eye[[4]]])
     shares = np.array([50, 50, 1]) / 101

@@ -363,6 +363,8 @@ def test_latent_explorer_redraws_when_a_slider_moves(in_jupyter, trained_ae, sma
     assert verdict.value == (f"classifier: {int(probs.argmax())} with probability "
                              f"{float(probs.max()):.2f}")
     assert torch.equal(base, torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 0.0]))  # not changed
+    # a notebook that is not run yet shows the plain-text form: one short line, not the widget tree
+    assert box._repr_mimebundle_()["text/plain"] == "Latent explorer: run the notebook to move its sliders"
 
 
 def test_latent_explorer_rejects_mismatched_ranges(in_jupyter):
