@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -146,9 +147,14 @@ def project(tmp_path):
     return tmp_path
 
 
+def make(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A make of its own: not a sub-make of the `make test` that may be running these tests."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
 def make_setup(project: Path, python: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "setup", f"PYTHON={project / python}"], cwd=project,
-                          capture_output=True, text=True, timeout=120)
+    return make("setup", f"PYTHON={project / python}", cwd=project)
 
 
 def test_make_rebuilds_a_venv_left_without_pip(project):
@@ -170,7 +176,6 @@ def test_make_names_the_fix_when_the_venv_package_is_missing(project):
 def test_make_runs_tests_and_checks_with_one_torch_thread_per_process():
     if not shutil.which("make"):
         pytest.skip("make is not installed")
-    done = subprocess.run(["make", "-n", "test", "unit", "params-check"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = make("-n", "test", "unit", "params-check", cwd=ROOT)
     runs = [line for line in done.stdout.splitlines() if "-m pytest" in line or "run_params.py" in line]
     assert len(runs) == 3 and all("AELIB_NUM_THREADS=1" in line for line in runs), runs
