@@ -72,3 +72,21 @@ def small_classifier(mnist_train) -> aelib.DigitClassifier:
     clf = aelib.DigitClassifier()
     aelib.train(clf, images[:3000], labels[:3000], epochs=2, lr=2e-3, device="cpu", verbose=False)
     return clf
+
+
+@pytest.fixture(scope="session")
+def exercise_code():
+    """``exercise_code(notebook, name)`` -> ``(stub, solution)``: the source of the code cell tagged
+    ``exercise:NAME`` and the Python block of the Markdown cell tagged ``solution:NAME`` in
+    ``notebooks/NOTEBOOK`` (e.g. ``"06_naive_sampling.ipynb"``), as the attendee sees them."""
+    import json
+    import re
+    from pathlib import Path
+
+    def find(notebook: str, name: str) -> tuple[str, str]:
+        cells = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / notebook).read_text("utf-8"))["cells"]
+        tagged = {tag: "".join(c["source"]) for c in cells for tag in c.get("metadata", {}).get("tags", [])}
+        stub, solution = tagged[f"exercise:{name}"], tagged[f"solution:{name}"]
+        return stub, re.search(r"```python\n(.*?)```", solution, re.S).group(1)
+
+    return find
