@@ -1,10 +1,12 @@
 """aelib: the plumbing behind the autoencoder notebooks (the models and the loop are read in
-notebooks 02 and 03), and the topic modules ``latent``, ``sampling``, ``metrics``, ``plots``.
+notebooks 02 and 03). Core: ``mnist`` (the data), ``models``, ``training`` (the loop), ``cache``
+(trained models on disk); topics: ``latent``, ``sampling``, ``metrics``, ``plots``.
 Importing aelib sets torch's CPU threads (``configure_threads``)."""
 
 from . import latent, metrics, plots, sampling
-from .data import (DATA_ENV_VAR, CheckpointError, CorruptCheckpointError, MNISTUnavailableError, data_root,
-                   load_checkpoint, load_mnist, save_checkpoint, train_or_load, train_or_load_many)
+from .cache import (CacheMissError, CheckpointError, CorruptCheckpointError, load_checkpoint, save_checkpoint,
+                    train_or_load, train_or_load_many)
+from .mnist import DATA_ENV_VAR, MNISTUnavailableError, data_root, load_mnist
 from .models import MODELS, VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder
 from .training import ARTICLE_LOSSES, configure_threads, evaluate, pick_device, set_seed, train
 

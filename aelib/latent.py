@@ -5,8 +5,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import load_mnist, train_or_load
-from .training import batched_apply, whole_number
+from .cache import train_or_load
+from .mnist import load_mnist
+from .checks import whole_number
+from .training import batched_apply
 
 
 def embed_images(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

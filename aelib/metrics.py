@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from .training import batched_apply, whole_number
+from .checks import whole_number
+from .training import batched_apply
 
 COLUMNS = {  # a Yardstick row's key: (column name in as_table, its format)
     "mean_confidence": ("mean conf.", "{:.3f}"), "confident_share": ("confident share", "{:.1%}"),

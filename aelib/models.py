@@ -7,9 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .training import whole_number
-
-IMAGE_SIDE, IMAGE_PIXELS = 28, 28 * 28
+from .checks import IMAGE_PIXELS, IMAGE_SIDE, flat_images, whole_number
 
 
 def model_args(model: nn.Module) -> dict:
@@ -20,13 +18,6 @@ def model_args(model: nn.Module) -> dict:
 
 def _size(name: str, value: object, largest: int, default: int) -> int:
     return whole_number(name, value, 1, largest, hint=f"; try {name}={default}, the default")
-
-
-def _flat(x: torch.Tensor) -> torch.Tensor:
-    if x.ndim < 2 or x.shape[1:].numel() != IMAGE_PIXELS:
-        raise ValueError(f"expected a batch of images [N, {IMAGE_PIXELS}] or [N, 1, 28, 28], got "
-                         f"{tuple(x.shape)}; for one image use x.unsqueeze(0)")
-    return x.reshape(len(x), IMAGE_PIXELS)
 
 
 def _kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -48,7 +39,7 @@ class _Coder(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``[N, 784]`` (or ``[N, 1, 28, 28]``) -> codes ``[N, k]``."""
-        return self.encoder(_flat(x))
+        return self.encoder(flat_images(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes ``[N, k]`` -> flat images ``[N, 784]``."""
@@ -64,7 +55,7 @@ class _Coder(nn.Module):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Mean squared error per pixel of the reconstruction (labels ``y`` are ignored)."""
-        return F.mse_loss(self(x)[1], _flat(x))
+        return F.mse_loss(self(x)[1], flat_images(x))
 
 
 class AutoEncoder(_Coder):
@@ -112,7 +103,7 @@ class VAE(_Coder):
 
     def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean, log_variance)`` of q(z | x), each ``[N, k]``."""
-        return self.encoder(_flat(x)).chunk(2, dim=1)
+        return self.encoder(flat_images(x)).chunk(2, dim=1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_stats(x)[0]
@@ -130,7 +121,7 @@ class VAE(_Coder):
         """The negative ELBO per image, in nats: Bernoulli reconstruction term (binary
         cross-entropy summed over the 784 pixels) plus the KL divergence to N(0, I)."""
         mean, log_var = self.encode_stats(x)
-        recon = F.binary_cross_entropy(self.decode(_draw(mean, log_var)), _flat(x), reduction="sum")
+        recon = F.binary_cross_entropy(self.decode(_draw(mean, log_var)), flat_images(x), reduction="sum")
         return (recon + _kl(mean, log_var).sum()) / len(x)
 
 
@@ -152,7 +143,7 @@ class DigitClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> the penultimate activations ``[N, feature_dim]``."""
-        return self.body(_flat(x).reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE))
+        return self.body(flat_images(x).reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> logits ``[N, 10]``."""

@@ -11,7 +11,8 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from .data import IMAGE_SIDE, atomic_write, project_root
+from .checks import IMAGE_SIDE
+from .files import atomic_write, project_root
 
 CELL = IMAGE_SIDE + 2  # one image plus make_grid's padding, in grid pixels
 

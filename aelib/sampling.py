@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from .training import whole_number
+from .checks import whole_number
 
 ARTICLE_MEAN, ARTICLE_STD = 9.0, 2.0  # the article's N(9, 4): mean 9, variance 4
 SAMPLER_KINDS = ("naive", "diagonal", "full", "gmm")

@@ -1,8 +1,7 @@
-"""Threads, device, seeds, argument checks and the training loop. The loop keeps the dataset on the
+"""Threads, device, seeds and the training loop. The loop keeps the dataset on the
 device and indexes each shuffled batch out of it (no DataLoader); ``model.loss(x, y)`` fits every model."""
 
 import math
-import operator
 import os
 import random
 import time
@@ -10,8 +9,12 @@ import warnings
 
 import numpy as np
 import torch
+from joblib import cpu_count
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+
+from .checks import whole_number
 
 THREADS_ENV_VAR = "AELIB_NUM_THREADS"
 History = dict[str, list[float]]
@@ -21,24 +24,10 @@ ARTICLE_LOSSES: dict[int, list[float]] = {  # mean training MSE per pixel in epo
 }
 
 
-def whole_number(name: str, value: object, low: int = 1, high: int | None = None, hint: str = "") -> int:
-    """``value`` as an int if it is a whole number of any library (``np.int64(8)``, a 0-d
-    tensor; not a bool) from ``low`` to ``high``, else a ValueError that says so."""
-    boolean = isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == torch.bool
-    try:
-        number = None if boolean else operator.index(value)
-    except TypeError:  # a float, a string, a tensor of floats or of several numbers, ...
-        number = None
-    if number is None or number < low or (high is not None and number > high):
-        limits = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a whole number {limits}, got {value!r}{hint}")
-    return number
-
-
 def default_num_threads() -> int:
-    """``$AELIB_NUM_THREADS`` (a bad value: a warning), else half the cores, from 1 to 4: on a
-    busy machine (a workshop server) more threads wait for each other (bench/README.md)."""
-    default = min(4, max(1, (os.cpu_count() or 1) // 2))
+    """``$AELIB_NUM_THREADS`` (a bad value: a warning), else half the CPUs this process may use (its
+    cgroup quota and affinity, as on a JupyterHub), from 1 to 4: more threads wait for each other."""
+    default = min(4, max(1, cpu_count() // 2))
     value = os.environ.get(THREADS_ENV_VAR, "").strip()
     if value:
         if value.isascii() and value.isdigit() and int(value) >= 1:
@@ -78,18 +67,16 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def side_stream(device: torch.device | None = None):
+def preserve_rng(device: torch.device | None = None):
     """A context whose random draws (scoring a VAE, building a model) leave torch's generators as they were."""
     cuda = device is not None and torch.device(device).type == "cuda"
     return torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else [])
 
 
 def epoch_order(n: int) -> torch.Tensor:
-    """A random permutation of ``range(n)``, drawn from torch's global generator exactly as
-    ``DataLoader(shuffle=True, num_workers=0)`` draws it (worker base seed, then the order's)."""
-    torch.empty((), dtype=torch.int64).random_()  # the DataLoader's worker base seed
-    seed = int(torch.empty((), dtype=torch.int64).random_().item())
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    """A random permutation of ``range(n)``: the order an epoch of ``DataLoader(shuffle=True)`` visits,
+    drawn from torch's global generator as that DataLoader draws it."""
+    return next(iter(DataLoader(range(n), batch_size=n, shuffle=True)))
 
 
 @torch.no_grad()
@@ -159,7 +146,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = 
         history["train_loss"].append(train_loss)
         history["seconds"].append(time.perf_counter() - start)
         if test_images is not None:
-            with side_stream(device):
+            with preserve_rng(device):
                 history["test_loss"].append(evaluate(model, test_images, test_labels))
         if verbose:
             bar.clear()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import aelib
-from aelib import data, latent
+from aelib import cache as data, latent
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,93 @@
+"""MNIST under the data root ``$AELIB_DATA_DIR`` (default ``<repo>/data``): torchvision finds (or downloads)
+the four ``.gz`` files in ``ROOT/MNIST/raw`` and extracts them. Several processes may ask at once (two
+notebooks, training workers), so one extracts under a lock, in a temporary folder, and moves each file
+in only when it is complete; the others wait, then read."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from .checks import IMAGE_PIXELS, IMAGE_SIDE
+from .files import env_folder
+
+DATA_ENV_VAR = "AELIB_DATA_DIR"
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+class MNISTUnavailableError(RuntimeError):
+    """MNIST could be neither found locally nor downloaded, or a file is corrupt."""
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The argument, else ``$AELIB_DATA_DIR`` (relative: to the repository), else ``<repo>/data``."""
+    return env_folder(DATA_ENV_VAR, "data", root).resolve()
+
+
+def _extracted(raw: Path) -> bool:
+    return all((raw / name[:-3]).is_file() for name in MNIST_FILES)
+
+
+def _extract(root: Path) -> None:
+    """torchvision's download and extraction in a temporary folder, each file then moved into place."""
+    from torchvision.datasets import MNIST
+
+    raw = root / "MNIST" / "raw"
+    with tempfile.TemporaryDirectory(dir=root, prefix=".MNIST-") as staging:
+        staged = Path(staging) / "MNIST" / "raw"
+        staged.mkdir(parents=True)
+        for name in MNIST_FILES:
+            if (raw / name).is_file():
+                shutil.copyfile(raw / name, staged / name)
+        MNIST(staging, download=True)
+        for file in staged.iterdir():
+            os.replace(file, raw / file.name)
+
+
+def _damaged_files(raw: Path) -> list[str]:
+    """Files in ``raw`` with a wrong MD5, or extracts of the wrong size."""
+    from torchvision.datasets import MNIST
+    from torchvision.datasets.utils import check_md5
+
+    counts = zip(MNIST_FILES, (60_000, 60_000, 10_000, 10_000))  # header + one byte per pixel or label
+    sizes = {n[:-3]: (16 + IMAGE_PIXELS * c if "images" in n else 8 + c) for n, c in counts}
+    return ([f"{raw / n} (MD5 checksum does not match)" for n, md5 in MNIST.resources
+             if (raw / n).is_file() and os.access(raw / n, os.R_OK) and not check_md5(raw / n, md5)]
+            + [f"{raw / n} ({(raw / n).stat().st_size} bytes, expected {s})" for n, s in sizes.items()
+               if (raw / n).is_file() and (raw / n).stat().st_size != s])
+
+
+def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training (60,000) or test (10,000) split in the official order: float32 images ``[N, 784]``
+    in [0, 1] (as ``ToTensor`` makes them), int64 labels ``[N]``; ``TensorDataset(*load_mnist())``."""
+    from torchvision.datasets import MNIST  # imported here: torchvision is slow to import
+
+    path = data_root(root)
+    raw = path / "MNIST" / "raw"
+    expected = (60_000 if train else 10_000, IMAGE_SIDE, IMAGE_SIDE)
+    try:
+        if not _extracted(raw):
+            raw.mkdir(parents=True, exist_ok=True)
+            with FileLock(raw / ".extract.lock"):
+                if not _extracted(raw):  # another process may have extracted them meanwhile
+                    _extract(path)
+        dataset = MNIST(str(path), train=train, download=True)
+        if tuple(dataset.data.shape) != expected:
+            raise ValueError(f"images have shape {tuple(dataset.data.shape)}, expected {expected}")
+    except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        if damaged := _damaged_files(raw):
+            reason = "corrupt or partial file(s): " + "; ".join(damaged) + f". {reason}"
+        files = "\n".join(f"    {raw / name}" for name in MNIST_FILES)
+        raise MNISTUnavailableError(
+            f"Could not load MNIST from the data root {path} ({reason}).\n"
+            f"Either allow the download (network access), or put the four official files here:\n{files}\n"
+            f"To use another folder, set the environment variable {DATA_ENV_VAR}=/path/to/root (the folder "
+            f"that contains MNIST/raw). A corrupt or partial file: delete it and the extracted file of the "
+            f"same name without .gz, then try again.") from exc
+    images = dataset.data.reshape(len(dataset.data), IMAGE_PIXELS).float().div_(255.0)
+    return images, dataset.targets.long()
