@@ -1,14 +1,11 @@
-"""The model cache: one checkpoint file per trained model, named after its settings, in
-``$AELIB_CHECKPOINT_DIR`` (default ``<repo>/checkpoints``; relative: to the repository).
-``$AELIB_SHARED_CHECKPOINT_DIR``: a read-only cache (a JupyterHub's, filled once by ``make pretrain``)
-looked in first and never written. ``AELIB_CACHE_ONLY=1``: a model in no cache is an error, not trained."""
+"""The model cache: one checkpoint file per trained model, named after its settings, in ``$AELIB_CHECKPOINT_DIR``
+(default ``<repo>/checkpoints``). ``$AELIB_SHARED_CHECKPOINT_DIR``: a read-only cache (a JupyterHub's, filled once
+by ``make pretrain``), looked in first and never written. ``AELIB_CACHE_ONLY=1``: a model in no cache is an error."""
 
 import multiprocessing
 import os
 import pickle
-import tempfile
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -26,8 +23,7 @@ from .models import MODELS, model_args
 from .training import History, configure_threads, default_num_threads, pick_device, preserve_rng, train
 
 CHECKPOINT_ENV_VAR, SHARED_CHECKPOINT_ENV_VAR = "AELIB_CHECKPOINT_DIR", "AELIB_SHARED_CHECKPOINT_DIR"
-CACHE_ONLY_ENV_VAR = "AELIB_CACHE_ONLY"
-CHECKPOINT_FORMAT = 2
+CACHE_ONLY_ENV_VAR, CHECKPOINT_FORMAT = "AELIB_CACHE_ONLY", 2
 
 
 class CheckpointError(RuntimeError):
@@ -39,25 +35,23 @@ class CorruptCheckpointError(CheckpointError):
 
 
 class CacheMissError(RuntimeError):
-    """Cache-only mode: the model asked for is in no cache. ``path``: where it would be saved."""
+    """Cache-only mode: the model is in no cache. ``args``: the message and the file it would be saved as."""
 
-    def __init__(self, message: str, path: Path) -> None:
-        super().__init__(message)
-        self.path = path
+    def __str__(self) -> str:
+        return self.args[0]
 
 
 def checkpoint_dir(path: str | os.PathLike | None = None) -> Path:
-    """The argument, else ``$AELIB_CHECKPOINT_DIR``, else ``<repo>/checkpoints``."""
+    """The argument, else ``$AELIB_CHECKPOINT_DIR`` (relative: to the repository), else ``<repo>/checkpoints``."""
     return env_folder(CHECKPOINT_ENV_VAR, "checkpoints", path)
 
 
 def cache_only_mode(flag: bool | None = None) -> bool:
-    """``flag``, else whether ``$AELIB_CACHE_ONLY`` is 1 (unset or 0: a missing model is trained)."""
-    value = os.environ.get(CACHE_ONLY_ENV_VAR, "").strip()
-    if flag is None and value not in ("", "0", "1"):
-        raise ValueError(f"{CACHE_ONLY_ENV_VAR}={value!r}: set it to 1 (a model missing from the cache "
-                         f"is an error) or 0 (it is trained)")
-    return bool(flag) if flag is not None else value == "1"
+    """``flag``, else whether ``$AELIB_CACHE_ONLY`` is 1 (unset or 0: a model in no cache is trained)."""
+    value = os.environ.get(CACHE_ONLY_ENV_VAR, "").strip() or "0"
+    if flag is None and value not in ("0", "1"):
+        raise ValueError(f"{CACHE_ONLY_ENV_VAR}={value!r}: set it to 1 (a model in no cache is an error) or 0")
+    return value == "1" if flag is None else bool(flag)
 
 
 def model_kind(model: nn.Module) -> str:
@@ -76,34 +70,30 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, hi
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, hparams: dict | None = None) -> dict:
     """Read a checkpoint (``weights_only=True``); load it into ``model`` if given and trained with ``hparams``
     (default: ``model_args(model)``). Raises :class:`CheckpointError` (not one: ``CorruptCheckpointError``)."""
-    path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError("its format field is missing or unknown")
-        missing = [k for k in ("kind", "hparams", "history", "state_dict") if k not in payload]
-        if missing or not isinstance(payload["hparams"], dict):
-            raise ValueError(f"the fields {missing or ['hparams']} are missing or malformed")
+        if missing := [k for k in ("kind", "hparams", "history", "state_dict") if k not in payload]:
+            raise ValueError(f"the fields {missing} are missing")
     except FileNotFoundError as exc:
         raise CheckpointError(f"There is no checkpoint file at {path}.") from exc
     except OSError as exc:  # no permission, an I/O error: the file itself may be fine, so it is kept
-        raise CheckpointError(f"The checkpoint {path} cannot be read ({type(exc).__name__}: {exc}). "
-                              f"Make it readable for this user (or move it away).") from exc
+        raise CheckpointError(f"The checkpoint {path} cannot be read ({type(exc).__name__}: {exc}). Make it "
+                              f"readable for this user, or move it away.") from exc
     except Exception as exc:
-        reason = str(exc) if isinstance(exc, ValueError) else {
-            pickle.UnpicklingError: "torch.load(weights_only=True) refuses its content",
-            EOFError: "the file is empty or cut short"}.get(type(exc), f"{type(exc).__name__}: {exc}".splitlines()[0])
+        reason = {pickle.UnpicklingError: "torch.load(weights_only=True) refuses its content",
+                  EOFError: "the file is empty or cut short"}.get(type(exc), f"{exc}".splitlines()[0])
         raise CorruptCheckpointError(f"The checkpoint {path} is corrupt or not an aelib checkpoint ({reason}). "
                                      f"Delete it (or pass retrain=True) and it will be trained again.") from exc
     if model is not None:
         if payload["kind"] not in (model_kind(model), type(model).__name__):  # older: the class name
-            raise CheckpointError(f"The checkpoint {path} holds a {payload['kind']!r} model, "
-                                  f"not a {model_kind(model)!r} one.")
+            raise CheckpointError(f"The checkpoint {path} holds a {payload['kind']!r} model, not a "
+                                  f"{model_kind(model)!r} one.")
         wanted = hparams or model_args(model)
         if (saved := {k: payload["hparams"].get(k) for k in wanted}) != wanted:
-            raise CheckpointError(f"The checkpoint {path} was trained with {saved}, but the model has "
-                                  f"{wanted}. Build the model with the checkpoint's settings, or retrain "
-                                  f"(delete the file, or pass retrain=True).")
+            raise CheckpointError(f"The checkpoint {path} was trained with {saved}, but the model has {wanted}. "
+                                  f"Build the model with the checkpoint's settings, or retrain (pass retrain=True).")
         try:
             model.load_state_dict(payload["state_dict"])
         except RuntimeError as exc:
@@ -112,12 +102,12 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, hpa
 
 
 def checkpoint_name(kind: str, hparams: dict) -> str:
-    """The cache file name of a model: its kind and every setting, ``ae_latent_dim=8_..._seed=0.pt``."""
+    """The cache file of a model: its kind and every setting, ``ae_latent_dim=8_..._seed=0.pt``."""
     return kind + "_" + "_".join(f"{k}={v}" for k, v in hparams.items()).replace(" ", "") + ".pt"
 
 
 def _cached_history(path: Path, model: nn.Module, hparams: dict, verbose: bool) -> History | None:
-    """Load ``path`` into ``model`` and return its history; None if there is no such file or it is corrupt."""
+    """Load ``path`` into ``model``, return its history; None if there is no such file or it is corrupt."""
     if not path.exists():
         return None
     try:  # a file of other settings (e.g. renamed) raises: never trained on silently
@@ -131,22 +121,21 @@ def _cached_history(path: Path, model: nn.Module, hparams: dict, verbose: bool) 
 
 
 @contextmanager
-def _training_lock(path: Path, verbose: bool) -> Iterator[str | None]:
-    """Hold a lock beside ``path`` while its model is trained: another process asking for the same
-    model waits, then loads it. Yields why the folder cannot be written, or None."""
+def _training_lock(path: Path, verbose: bool):
+    """Hold a lock beside ``path`` while its model is trained (another process asking for it waits, then
+    loads it); yields why nothing can be written there, or None."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path.parent).close()
+        lock = FileLock(path.parent / f".{path.name}.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if verbose:
+                print(f"Waiting: another process is training {path.name}", flush=True)
+            lock.acquire()
     except OSError as exc:
         yield f"{type(exc).__name__}: {exc}"
         return
-    lock = FileLock(path.parent / f".{path.name}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if verbose:
-            print(f"Waiting: another process is training {path.name}", flush=True)
-        lock.acquire()
     try:
         yield None
     finally:
@@ -157,11 +146,11 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
                   device: str | torch.device | None = None, cache_dir: str | os.PathLike | None = None,
                   retrain: bool = False, verbose: bool = True, cache_only: bool | None = None,
                   **model_kwargs) -> tuple[nn.Module, History]:
-    """Train a model on MNIST once, then load it from the cache: ``(model, history)``, the model in eval
-    mode on ``device``. ``kind``: a key of :data:`aelib.models.MODELS`, whose constructor gets
-    ``model_kwargs`` (``latent_dim=8``); ``seed`` fixes the initial weights and batch order (the caller's
-    generators are left alone). Looks in the shared cache, then in ``cache_dir``; a model in neither is
-    trained and saved in ``cache_dir`` (``cache_only``, default ``$AELIB_CACHE_ONLY``: an error)."""
+    """Train a model on MNIST once, then load it from the cache: ``(model, history)``, the model in eval mode
+    on ``device``. ``kind``: a key of :data:`aelib.models.MODELS`, built with ``model_kwargs`` (``latent_dim=8``);
+    ``seed`` fixes its initial weights and batch order (the caller's generators are left alone). Looks in the
+    shared cache, then in ``cache_dir``; a model in neither is trained and saved in ``cache_dir``, or, with
+    ``cache_only`` (default: ``$AELIB_CACHE_ONLY``), raises :class:`CacheMissError`."""
     device = pick_device(device)
     if kind not in MODELS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODELS)}")
@@ -172,28 +161,27 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
                    "batch_size": whole_number("batch_size", batch_size), "lr": float(lr), "seed": seed}
         path = checkpoint_dir(cache_dir) / checkpoint_name(kind, hparams)
         shared = env_folder(SHARED_CHECKPOINT_ENV_VAR, None)
-        if shared and not retrain and (history := _cached_history(shared / path.name, model, hparams, verbose)) is not None:
+        if shared and not retrain and (history := _cached_history(shared / path.name, model, hparams, verbose)):
             return model.to(device).eval(), history
         with _training_lock(path, verbose) as unwritable:
-            if not retrain and (history := _cached_history(path, model, hparams, verbose)) is not None:
+            if not retrain and (history := _cached_history(path, model, hparams, verbose)):
                 return model.to(device).eval(), history
             if cache_only_mode(cache_only):
-                raise CacheMissError(f"{CACHE_ONLY_ENV_VAR}=1 and the model {path.name} is in no cache (looked in "
-                                     f"{path.parent}{f' and {shared}' if shared else ''}). Fill the cache with "
-                                     f"`make pretrain` (or `python scripts/pretrain.py`), or unset "
-                                     f"{CACHE_ONLY_ENV_VAR} to train it here.", path)
+                raise CacheMissError(f"{CACHE_ONLY_ENV_VAR}=1 and {path.name} is in no cache ({path.parent}"
+                                     f"{f', {shared}' if shared else ''}): run `make pretrain` (or `python "
+                                     f"scripts/pretrain.py`), or unset {CACHE_ONLY_ENV_VAR} to train it here.", path)
             (images, labels), (test_images, test_labels) = load_mnist(train=True), load_mnist(train=False)
             history = train(model, images, labels, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
                             test_images=test_images, test_labels=test_labels, verbose=verbose)
-            if not (reason := unwritable):
+            if not unwritable:
                 try:
                     save_checkpoint(path, model, hparams, history)
                 except (OSError, RuntimeError) as exc:  # a full disk, ...
-                    reason = f"{type(exc).__name__}: {exc}"
-            if reason:
+                    unwritable = f"{type(exc).__name__}: {exc}"
+            if unwritable:
                 warnings.warn(f"The trained model was not saved: cannot write to the cache folder {path.parent} "
-                              f"({reason}). It is yours for this session only; set {CHECKPOINT_ENV_VAR} (or pass "
-                              f"cache_dir=...) to a folder you can write, and it is kept.", stacklevel=2)
+                              f"({unwritable}). It is yours for this session only; set {CHECKPOINT_ENV_VAR} (or "
+                              f"pass cache_dir=...) to a folder you can write, and it is kept.", stacklevel=2)
     return model.eval(), history
 
 
@@ -205,35 +193,6 @@ def _train_in_worker(kind: str, kwargs: dict) -> tuple[bytes, list[str]]:
     return pickle.dumps((model.cpu(), history)), [str(w.message) for w in caught]
 
 
-def _train_side_by_side(jobs: list, missing: dict[int, str], processes: int, results: list) -> None:
-    """Train ``jobs[i]`` for each ``i`` of ``missing`` (index -> cache file) in worker processes, into ``results``."""
-    load_mnist(train=True), load_mnist(train=False)  # extracted once, before the workers read it
-    print(f"Training {len(missing)} models, {processes} at a time ...", flush=True)
-    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=configure_threads, initargs=(1,))
-    futures = {pool.submit(_train_in_worker, *jobs[i]): i for i in missing}
-    try:
-        for future in as_completed(futures):
-            i = futures[future]
-            try:
-                pickled, messages = future.result()
-            except BrokenProcessPool as exc:
-                unfinished = ", ".join(name for j, name in missing.items() if results[j] is None)
-                raise RuntimeError(f"A training worker died (killed, perhaps out of memory) while training one "
-                                   f"of: {unfinished}. Try again with processes=1.") from exc
-            except Exception as exc:
-                raise RuntimeError(f"Training {missing[i]} failed in a worker: {type(exc).__name__}: {exc}") from exc
-            for message in messages:
-                warnings.warn(message, stacklevel=3)
-            model, history = pickle.loads(pickled)
-            results[i] = model.to(pick_device(jobs[i][1].get("device"))).eval(), history
-            print(f"  trained {missing[i]}", flush=True)
-    except BaseException:  # a failure or Ctrl-C: cancel what has not started, report at once
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-
-
 def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Module, History]]:
     """``[train_or_load(kind, **kwargs) for kind, kwargs in jobs]``; the models in no cache are trained side by
     side in ``processes`` one-thread workers (default: the usable CPUs over the default threads, at most 4,
@@ -241,16 +200,39 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
     jobs = [(kind, dict(kwargs)) for kind, kwargs in jobs]
     processes = whole_number("processes", processes if processes is not None else 1 if torch.cuda.is_available()
                              else min(4, max(1, cpu_count() // default_num_threads())))
-    results = [None] * len(jobs)
-    if processes > 1:
-        missing = {}  # index -> cache file
-        for i, (kind, kwargs) in enumerate(jobs):
-            try:
-                results[i] = train_or_load(kind, **{**kwargs, "cache_only": True})
-            except CacheMissError as miss:
-                if cache_only_mode(kwargs.get("cache_only")):
-                    raise
-                missing[i] = miss.path.name
-        if len(missing) > 1:
-            _train_side_by_side(jobs, missing, min(processes, len(missing)), results)
+    results, missing = [None] * len(jobs), {}  # missing: job index -> cache file
+    for i, (kind, kwargs) in enumerate(jobs if processes > 1 else []):
+        try:
+            results[i] = train_or_load(kind, **{**kwargs, "cache_only": True})
+        except CacheMissError as miss:
+            if cache_only_mode(kwargs.get("cache_only")):
+                raise
+            missing[i] = miss.args[1].name
+    if len(missing) > 1:
+        load_mnist(train=True), load_mnist(train=False)  # extracted once, before the workers read it
+        print(f"Training {len(missing)} models, {min(processes, len(missing))} at a time ...", flush=True)
+        pool = ProcessPoolExecutor(min(processes, len(missing)), mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=configure_threads, initargs=(1,))
+        futures = {pool.submit(_train_in_worker, *jobs[i]): i for i in missing}
+        try:
+            for future in as_completed(futures):
+                try:
+                    pickled, messages = future.result()
+                except BrokenProcessPool as exc:
+                    unfinished = ", ".join(name for i, name in missing.items() if results[i] is None)
+                    raise RuntimeError(f"A training worker died (killed, perhaps out of memory) while training one "
+                                       f"of: {unfinished}. Try again with processes=1.") from exc
+                except Exception as exc:
+                    raise RuntimeError(f"Training {missing[futures[future]]} failed in a worker: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+                for message in messages:
+                    warnings.warn(message, stacklevel=2)
+                model, history = pickle.loads(pickled)
+                i = futures[future]
+                results[i] = model.to(pick_device(jobs[i][1].get("device"))).eval(), history
+                print(f"  trained {missing[i]}", flush=True)
+        except BaseException:  # a failure or Ctrl-C: cancel what has not started, report at once
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return [result or train_or_load(kind, **kwargs) for result, (kind, kwargs) in zip(results, jobs)]

@@ -1,7 +1,6 @@
-"""MNIST under the data root ``$AELIB_DATA_DIR`` (default ``<repo>/data``): torchvision finds (or downloads)
-the four ``.gz`` files in ``ROOT/MNIST/raw`` and extracts them. Several processes may ask at once (two
-notebooks, training workers), so one extracts under a lock, in a temporary folder, and moves each file
-in only when it is complete; the others wait, then read."""
+"""MNIST under the data root ``$AELIB_DATA_DIR`` (default ``<repo>/data``), read by torchvision from
+``ROOT/MNIST/raw``. Processes asking at once (two notebooks, workers): one extracts, under a lock, in a
+temporary folder, moving each file in complete; the others wait."""
 
 import os
 import shutil
@@ -48,23 +47,11 @@ def _extract(root: Path) -> None:
             os.replace(file, raw / file.name)
 
 
-def _damaged_files(raw: Path) -> list[str]:
-    """Files in ``raw`` with a wrong MD5, or extracts of the wrong size."""
-    from torchvision.datasets import MNIST
-    from torchvision.datasets.utils import check_md5
-
-    counts = zip(MNIST_FILES, (60_000, 60_000, 10_000, 10_000))  # header + one byte per pixel or label
-    sizes = {n[:-3]: (16 + IMAGE_PIXELS * c if "images" in n else 8 + c) for n, c in counts}
-    return ([f"{raw / n} (MD5 checksum does not match)" for n, md5 in MNIST.resources
-             if (raw / n).is_file() and os.access(raw / n, os.R_OK) and not check_md5(raw / n, md5)]
-            + [f"{raw / n} ({(raw / n).stat().st_size} bytes, expected {s})" for n, s in sizes.items()
-               if (raw / n).is_file() and (raw / n).stat().st_size != s])
-
-
 def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The training (60,000) or test (10,000) split in the official order: float32 images ``[N, 784]``
     in [0, 1] (as ``ToTensor`` makes them), int64 labels ``[N]``; ``TensorDataset(*load_mnist())``."""
     from torchvision.datasets import MNIST  # imported here: torchvision is slow to import
+    from torchvision.datasets.utils import check_md5
 
     path = data_root(root)
     raw = path / "MNIST" / "raw"
@@ -80,8 +67,8 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tup
             raise ValueError(f"images have shape {tuple(dataset.data.shape)}, expected {expected}")
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
         reason = f"{type(exc).__name__}: {exc}".strip()
-        if damaged := _damaged_files(raw):
-            reason = "corrupt or partial file(s): " + "; ".join(damaged) + f". {reason}"
+        if damaged := [str(raw / n) for n, md5 in MNIST.resources if (raw / n).is_file() and not check_md5(raw / n, md5)]:
+            reason = f"MD5 checksum does not match: {', '.join(damaged)}. {reason}"
         files = "\n".join(f"    {raw / name}" for name in MNIST_FILES)
         raise MNISTUnavailableError(
             f"Could not load MNIST from the data root {path} ({reason}).\n"

@@ -1,5 +1,5 @@
-"""Threads, device, seeds and the training loop. The loop keeps the dataset on the
-device and indexes each shuffled batch out of it (no DataLoader); ``model.loss(x, y)`` fits every model."""
+"""Threads, device, seeds and the training loop, which keeps the dataset on the device and indexes each
+shuffled batch out of it (in DataLoader's order); ``model.loss(x, y)`` fits every model."""
 
 import math
 import os
@@ -73,12 +73,6 @@ def preserve_rng(device: torch.device | None = None):
     return torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else [])
 
 
-def epoch_order(n: int) -> torch.Tensor:
-    """A random permutation of ``range(n)``: the order an epoch of ``DataLoader(shuffle=True)`` visits,
-    drawn from torch's global generator as that DataLoader draws it."""
-    return next(iter(DataLoader(range(n), batch_size=n, shuffle=True)))
-
-
 @torch.no_grad()
 def batched_apply(fn, model: nn.Module, *tensors: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """``fn(model, *batch)`` in batches on the model's device (eval mode, no gradients); results on the CPU."""
@@ -132,7 +126,7 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = 
                disable=True if os.environ.get("TQDM_DISABLE") else None)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        order = epoch_order(n).to(device)
+        order = next(iter(DataLoader(range(n), batch_size=n, shuffle=True))).to(device)  # DataLoader's order
         for i in range(steps):
             idx = order[i * batch_size:(i + 1) * batch_size]
             loss = model.loss(x_all[idx], None if y_all is None else y_all[idx])

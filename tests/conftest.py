@@ -74,6 +74,58 @@ def small_classifier(mnist_train) -> aelib.DigitClassifier:
     return clf
 
 
+@pytest.fixture(autouse=True)
+def no_shared_or_cache_only_mode(monkeypatch):
+    """Tests start without a hub's shared cache and without cache-only mode (CI sets it for notebooks)."""
+    monkeypatch.delenv("AELIB_SHARED_CHECKPOINT_DIR", raising=False)
+    monkeypatch.delenv("AELIB_CACHE_ONLY", raising=False)
+
+
+@pytest.fixture(scope="session")
+def same_weights():
+    """``same_weights(a, b)``: whether two models hold equal tensors under the same names."""
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        sa, sb = a.state_dict(), b.state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa)
+    return same
+
+
+@pytest.fixture
+def small_mnist(monkeypatch, mnist_train, mnist_test):
+    """The model cache trains on 512 training and 256 test images; returns the list of the
+    ``train()`` calls it makes (their keyword arguments)."""
+    from aelib import cache
+
+    calls, real_train = [], cache.train
+
+    def subset(train=True, root=None):
+        images, labels = mnist_train if train else mnist_test
+        n = 512 if train else 256
+        return images[:n], labels[:n]
+
+    def counting_train(*args, **kwargs):
+        calls.append(kwargs)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "load_mnist", subset)
+    monkeypatch.setattr(cache, "train", counting_train)
+    return calls
+
+
+@pytest.fixture
+def gz_only_root(tmp_path):
+    """A fresh data root whose MNIST/raw holds only the four official ``.gz`` files (as a new laptop's)."""
+    import shutil
+
+    from aelib.mnist import MNIST_FILES
+
+    raw = tmp_path / "fresh-root" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        shutil.copyfile(aelib.data_root() / "MNIST" / "raw" / name, raw / name)
+    return tmp_path / "fresh-root"
+
+
 @pytest.fixture(scope="session")
 def exercise_code():
     """``exercise_code(notebook, name)`` -> ``(stub, solution)``: the source of the code cell tagged

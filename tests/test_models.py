@@ -1,9 +1,10 @@
 """aelib.models: shapes, the layers, each model's .loss against a hand computation, the
-VAE's sampling, model_args, and the clear errors for bad arguments."""
+VAE's sampling, model_args, and that bad arguments are refused naming them."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -167,7 +168,7 @@ def test_classifier_loss_is_cross_entropy_and_needs_labels():
     log_z = math.log(math.exp(2.0) + 9)
     expected = (2 * (log_z - 2.0) + 4 * log_z) / 6
     assert clf.loss(x, labels).item() == pytest.approx(expected, rel=1e-6)
-    with pytest.raises(ValueError, match=r"a classifier is trained on labels: pass labels=\.\.\."):
+    with pytest.raises(ValueError, match="labels="):
         clf.loss(x)
 
 
@@ -205,64 +206,48 @@ def test_vae_loss_draws_z_even_in_eval_mode():
 # ------------------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("cls", AUTOENCODERS)
-@pytest.mark.parametrize("bad", [0, -1, 2.5, "8", True, 785, None, np.float32(8), torch.tensor(8.0)])
-def test_bad_latent_dim_raises_a_clear_error(cls, bad):
-    with pytest.raises(ValueError, match=r"latent_dim must be a whole number from 1 to 784, got "
-                                         r".*; try latent_dim=8, the default"):
-        cls(latent_dim=bad)
+@pytest.mark.parametrize("make, name, default", [
+    (lambda v: AutoEncoder(latent_dim=v), "latent_dim", 8), (lambda v: LinearAutoEncoder(latent_dim=v), "latent_dim", 8),
+    (lambda v: VAE(latent_dim=v), "latent_dim", 8), (lambda v: VAE(hidden_dim=v), "hidden_dim", 256),
+    (lambda v: AutoEncoder(hidden_dim=v), "hidden_dim", 256), (lambda v: DigitClassifier(channels=v), "channels", 16),
+    (lambda v: DigitClassifier(feature_dim=v), "feature_dim", 128),
+])
+def test_each_size_is_checked_and_the_error_names_it_and_its_default(make, name, default):
+    """Whole numbers themselves are tested in test_checks.py; here: each size goes through the check."""
+    with pytest.raises(ValueError) as info:
+        make(0)
+    assert name in str(info.value) and f"{name}={default}" in str(info.value)
 
 
-@pytest.mark.parametrize("good", [1, 784])
-def test_latent_dim_limits_are_allowed(good):
-    assert AutoEncoder(latent_dim=good, hidden_dim=4).latent_dim == good
-
-
-@pytest.mark.parametrize("cls", AUTOENCODERS)
-@pytest.mark.parametrize("size", [np.int64(3), torch.tensor(3)])
-def test_code_sizes_of_any_integer_type_make_the_same_model(cls, size):
-    model = cls(latent_dim=size)
+def test_a_code_size_may_be_any_integer_type_and_may_be_784():
+    model = VAE(latent_dim=np.int64(3))
     assert model.latent_dim == 3 and type(model.latent_dim) is int
-    assert model_args(model) == model_args(cls(latent_dim=3))
-
-
-@pytest.mark.parametrize("cls", [AutoEncoder, VAE])
-@pytest.mark.parametrize("bad", [0, -3, 1.5, "256", 4097])
-def test_bad_hidden_dim_raises_its_own_hint(cls, bad):
-    with pytest.raises(ValueError, match=r"hidden_dim must be a whole number from 1 to 4096, got "
-                                         r".*; try hidden_dim=256, the default$"):
-        cls(hidden_dim=bad)
-
-
-@pytest.mark.parametrize("name, bad, hint", [("channels", 0, "channels=16"), ("channels", 2.5, "channels=16"),
-                                             ("feature_dim", 0, "feature_dim=128")])
-def test_bad_classifier_sizes_raise_a_clear_error(name, bad, hint):
-    with pytest.raises(ValueError, match=rf"{name} must be a whole number from 1 to \d+, got {bad}; try {hint}"):
-        DigitClassifier(**{name: bad})
+    assert AutoEncoder(latent_dim=784, hidden_dim=4).latent_dim == 784
+    with pytest.raises(ValueError, match="785"):
+        AutoEncoder(latent_dim=785)
 
 
 @pytest.mark.parametrize("bad", ["sigmoid", "ReLU", "none", 0])
 def test_bad_code_activation_raises_a_clear_error(bad):
-    with pytest.raises(ValueError, match=r"code_activation must be 'relu' \(the article's model\) "
-                                         r"or None"):
+    with pytest.raises(ValueError, match=f"code_activation.*{bad!r}"):
         AutoEncoder(code_activation=bad)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 2])
 def test_bad_dropout_raises_a_clear_error(bad):
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=f"dropout.*{bad!r}"):
         DigitClassifier(dropout=bad)
 
 
 @pytest.mark.parametrize("cls", AUTOENCODERS)
 @pytest.mark.parametrize("shape", [(4, 7), (4, 9), (8,), (2, 4, 8)])
 def test_decode_rejects_wrongly_shaped_codes(cls, shape):
-    with pytest.raises(ValueError, match=r"this decoder takes codes \[N, 8\].*z\.unsqueeze\(0\)"):
+    with pytest.raises(ValueError, match=rf"\[N, 8\].*{re.escape(str(shape))}"):
         cls(latent_dim=8).decode(torch.zeros(shape))
 
 
 @pytest.mark.parametrize("model", [AutoEncoder(), LinearAutoEncoder(), VAE(), DigitClassifier()])
 @pytest.mark.parametrize("shape", [(4, 783), (784,), (4, 28, 27)])
 def test_models_reject_wrongly_shaped_images(model, shape):
-    with pytest.raises(ValueError, match=r"expected a batch of images \[N, 784\].*x\.unsqueeze\(0\)"):
+    with pytest.raises(ValueError, match=rf"\[N, 784\].*{re.escape(str(shape))}"):
         model(torch.zeros(shape))
