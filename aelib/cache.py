@@ -83,7 +83,7 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, hpa
                               f"readable for this user, or move it away.") from exc
     except Exception as exc:
         reason = {pickle.UnpicklingError: "torch.load(weights_only=True) refuses its content",
-                  EOFError: "the file is empty or cut short"}.get(type(exc), f"{exc}".splitlines()[0])
+                  EOFError: "the file is empty or cut short"}.get(type(exc), f"{type(exc).__name__}: {exc}".splitlines()[0])
         raise CorruptCheckpointError(f"The checkpoint {path} is corrupt or not an aelib checkpoint ({reason}). "
                                      f"Delete it (or pass retrain=True) and it will be trained again.") from exc
     if model is not None:
