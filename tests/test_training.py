@@ -1,6 +1,6 @@
 """aelib.training: the loop (every model kind, the DataLoader promise, the history, side
-computations off the training stream), evaluate, batched_apply, devices, seeds, threads and
-the whole-number check. Real MNIST subsets."""
+computations off the training stream), evaluate, batched_apply, devices, seeds and threads.
+Real MNIST subsets."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import aelib
 from aelib import VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder, training
-from aelib.training import (THREADS_ENV_VAR, batched_apply, configure_threads, default_num_threads,
-                            epoch_order, evaluate, pick_device, set_seed, train, whole_number)
+from aelib.training import (THREADS_ENV_VAR, batched_apply, configure_threads, default_num_threads, evaluate,
+                            pick_device, set_seed, train)
 
 EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+): loss=(\d\.\d{4})$")
 
@@ -32,11 +32,6 @@ EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+): loss=(\d\.\d{4})$")
 def fresh_model(seed: int = 0, **kwargs) -> AutoEncoder:
     torch.manual_seed(seed)
     return AutoEncoder(**kwargs)
-
-
-def same_weights(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 @pytest.fixture
@@ -107,7 +102,7 @@ def dataloader_epoch_losses(model, images, epochs):
     return bench.plain_loop(model, epochs, torch.device("cpu"), dataset=TensorDataset(images, torch.zeros(len(images))))[0]
 
 
-def test_train_gives_the_dataloader_loops_losses_bit_for_bit(mnist_train_subset):
+def test_train_gives_the_dataloader_loops_losses_bit_for_bit(mnist_train_subset, same_weights):
     images = mnist_train_subset[0][:1000]  # 8 batches, the last one of 104 images
     torch.manual_seed(3)
     reference = AutoEncoder(latent_dim=4)
@@ -126,18 +121,8 @@ def test_train_gives_the_dataloader_loops_losses_bit_for_bit(mnist_train_subset)
     assert train(other, images, epochs=1, device="cpu", verbose=False)["train_loss"][0] != expected[0]
 
 
-def test_epoch_order_is_the_dataloaders_order_epoch_after_epoch():
-    torch.manual_seed(7)
-    loader = DataLoader(TensorDataset(torch.arange(500)), batch_size=64, shuffle=True)
-    expected = [torch.cat([b[0] for b in loader]) for _ in range(3)]
-    torch.manual_seed(7)
-    got = [epoch_order(500) for _ in range(3)]
-    assert all(torch.equal(g, e) for g, e in zip(got, expected))
-    assert not torch.equal(got[0], got[1])  # a new order every epoch
-
-
-def test_scoring_test_images_draws_nothing_from_the_training_stream(mnist_train_subset,
-                                                                   mnist_test_subset):
+def test_scoring_test_images_draws_nothing_from_the_training_stream(mnist_train_subset, mnist_test_subset,
+                                                                   same_weights):
     """A VAE's loss draws random noise; scoring the test images after each epoch must not
     shift the next epoch's batch order, so the run is the same with or without them."""
     images, test_images = mnist_train_subset[0][:512], mnist_test_subset[0][:64]
@@ -169,7 +154,7 @@ def test_train_loss_is_the_size_weighted_mean_over_the_epochs_batches(mnist_trai
     images = torch.cat([mnist_train_subset[0][:150], torch.zeros(150, 784)])
     model = fresh_model()
     torch.manual_seed(0)
-    order = epoch_order(300)  # the order train() will draw after the same seed
+    order = next(iter(DataLoader(range(300), batch_size=300, shuffle=True)))  # the order train() draws
     with torch.no_grad():
         first, second = (model.loss(images[order[i:i + 200]]).item() for i in (0, 200))
     torch.manual_seed(0)
@@ -232,36 +217,28 @@ def test_quiet_training_prints_nothing(mnist_train_subset, capsys):
 # ------------------------------------------------------------------ bad arguments
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
-    ({"epochs": 1.5}, "epochs must be a whole number >= 1, got 1.5"),
-    ({"epochs": True}, "epochs must be a whole number >= 1, got True"),
-    ({"batch_size": 0}, "batch_size must be a whole number >= 1, got 0"),
-])
-def test_bad_counts_raise_a_clear_error(kwargs, message, mnist_train_subset):
-    with pytest.raises(ValueError, match=re.escape(message)):
-        train(fresh_model(), mnist_train_subset[0][:64], verbose=False, **kwargs)
+@pytest.mark.parametrize("name", ["epochs", "batch_size"])
+def test_the_counts_are_checked(name, mnist_train_subset):
+    with pytest.raises(ValueError, match=f"{name}.*1.5"):
+        train(fresh_model(), mnist_train_subset[0][:64], verbose=False, **{name: 1.5})
 
 
 def test_non_flat_or_empty_images_raise_a_clear_error(mnist_train_subset):
     images = mnist_train_subset[0][:64]
-    with pytest.raises(ValueError, match=r"images must be flat and non-empty, shape \[N, 784\] "
-                                         r"\(use images\.reshape\(len\(images\), -1\)\); got \(64, 1, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"reshape.*\(64, 1, 28, 28\)"):
         train(fresh_model(), images.reshape(64, 1, 28, 28), epochs=1, verbose=False)
-    with pytest.raises(ValueError, match=r"non-empty.*got \(0, 784\)"):
+    with pytest.raises(ValueError, match=r"\(0, 784\)"):
         train(fresh_model(), images[:0], epochs=1, verbose=False)
 
 
 def test_labels_must_match_the_images(mnist_train_subset):
     images, labels = mnist_train_subset
-    with pytest.raises(ValueError, match="labels must have one entry per image, got 63 labels "
-                                         "for 64 images"):
+    with pytest.raises(ValueError, match="labels.*63.*64"):
         train(fresh_model(), images[:64], labels[:63], epochs=1, verbose=False)
-    with pytest.raises(ValueError, match="test_labels must have one entry per image, got 9 "
-                                         "labels for 10 images"):
+    with pytest.raises(ValueError, match="test_labels.*9.*10"):
         train(fresh_model(), images[:64], epochs=1, test_images=images[:10],
               test_labels=labels[:9], verbose=False)
-    with pytest.raises(ValueError, match="test_labels .* got 9 labels for 0 images"):
+    with pytest.raises(ValueError, match="test_labels.*9.* 0"):
         train(fresh_model(), images[:64], epochs=1, test_labels=labels[:9], verbose=False)
 
 
@@ -315,9 +292,9 @@ def test_batched_apply_passes_matching_batches_of_several_tensors():
 
 def test_batched_apply_errors():
     model = nn.Linear(784, 2)
-    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
+    with pytest.raises(ValueError, match="batch_size"):
         batched_apply(lambda m, x: m(x), model, torch.rand(3, 784), batch_size=0)
-    with pytest.raises(ValueError, match="batched_apply needs a non-empty tensor"):
+    with pytest.raises(ValueError, match="non-empty"):
         batched_apply(lambda m, x: m(x), model, torch.rand(0, 784))
 
 
@@ -352,14 +329,13 @@ def test_pick_device_honours_an_explicit_device(fake_accelerators):
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps"])
 def test_pick_device_refuses_a_device_torch_cannot_use(fake_accelerators, device):
     fake_accelerators(cuda=False, mps=False)
-    with pytest.raises(ValueError, match=rf"device='{device}' was asked for, but torch cannot use "
-                                         rf"it here; use device=None \(automatic\) or 'cpu'"):
+    with pytest.raises(ValueError, match=rf"'{device}'.*'cpu'"):
         pick_device(device)
 
 
 @pytest.mark.parametrize("bad", ["gpu", 3.5, "cuda:x"])
 def test_pick_device_rejects_unknown_devices(bad):
-    with pytest.raises(ValueError, match=r"device must be None \(pick automatically\), 'cpu', "):
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
         pick_device(bad)
 
 
@@ -396,38 +372,48 @@ def test_set_seed_seeds_python_numpy_and_torch():
     assert third[0] != first[0] and third[1] != first[1] and not torch.equal(third[2], first[2])
 
 
-@pytest.mark.parametrize("cores, expected", [
-    (None, 1), (1, 1), (2, 1), (3, 1), (4, 2), (6, 3), (8, 4), (9, 4), (16, 4), (128, 4),
-])
-def test_default_threads_are_half_the_cores_at_most_four(monkeypatch, cores, expected):
+def test_default_threads_follow_the_cpus_this_process_may_use_from_1_to_4(monkeypatch):
+    """On a hub, a kernel with a one-CPU quota on a 64-core host uses one thread, not four."""
     monkeypatch.delenv(THREADS_ENV_VAR, raising=False)
-    monkeypatch.setattr(training.os, "cpu_count", lambda: cores)
-    assert default_num_threads() == expected
+    threads = []
+    for cpus in (1, 2, 4, 8, 64):
+        monkeypatch.setattr(training, "cpu_count", lambda: cpus)
+        threads.append(default_num_threads())
+    assert threads[0] == 1 and max(threads) == 4 and threads == sorted(threads)  # never more for fewer CPUs
+    assert threads[2] < 4  # not every CPU of a small machine
+
+
+def test_usable_cpus_come_from_joblib_not_os_cpu_count(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV_VAR, raising=False)
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 64)  # the host's cores
+    monkeypatch.setattr(training, "cpu_count", lambda: 1)  # the kernel's quota
+    assert default_num_threads() == 1
 
 
 @pytest.mark.parametrize("value", ["1", "3", "16"])
 def test_the_threads_variable_wins_over_the_default_and_its_cap(monkeypatch, value):
-    monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(training, "cpu_count", lambda: 2)
     monkeypatch.setenv(THREADS_ENV_VAR, value)
     assert default_num_threads() == int(value)
 
 
 @pytest.mark.parametrize("garbage", ["abc", "²", "0", "-1", "1.5", "2 threads"])
-def test_a_bad_threads_variable_warns_and_falls_back_to_the_default(monkeypatch, garbage):
-    monkeypatch.setattr(training.os, "cpu_count", lambda: 8)
+def test_a_bad_threads_variable_warns_naming_it_and_falls_back_to_the_default(monkeypatch, garbage):
+    monkeypatch.delenv(THREADS_ENV_VAR, raising=False)
+    default = default_num_threads()
     monkeypatch.setenv(THREADS_ENV_VAR, garbage)
-    with pytest.warns(UserWarning, match=rf"AELIB_NUM_THREADS='{re.escape(garbage)}' is not a whole "
-                                         rf"number >= 1; using 4 threads"):
-        assert default_num_threads() == 4
+    with pytest.warns(UserWarning, match=re.escape(f"{THREADS_ENV_VAR}={garbage!r}")):
+        assert default_num_threads() == default
 
 
-def test_importing_aelib_with_a_bad_threads_variable_still_works():
+def test_importing_aelib_with_a_bad_threads_variable_still_works(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV_VAR, raising=False)
+    default = default_num_threads()
     env = {**os.environ, THREADS_ENV_VAR: "abc"}
     done = subprocess.run([sys.executable, "-c", "import aelib, torch; print(torch.get_num_threads())"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "AELIB_NUM_THREADS='abc' is not a whole number" in done.stderr
-    assert int(done.stdout) == min(4, max(1, (os.cpu_count() or 1) // 2))
+    assert f"{THREADS_ENV_VAR}='abc'" in done.stderr and int(done.stdout) == default
 
 
 def test_configure_threads_sets_torchs_threads(monkeypatch, keep_threads):
@@ -435,9 +421,8 @@ def test_configure_threads_sets_torchs_threads(monkeypatch, keep_threads):
     assert configure_threads(2) == 2 and torch.get_num_threads() == 2
     monkeypatch.setenv(THREADS_ENV_VAR, "3")
     assert configure_threads() == 3 and torch.get_num_threads() == 3
-    for bad in (0, -2, 1.5, "2"):
-        with pytest.raises(ValueError, match="num_threads must be a whole number >= 1"):
-            configure_threads(bad)
+    with pytest.raises(ValueError, match="num_threads"):
+        configure_threads(0)
 
 
 def test_importing_aelib_sets_the_default_threads(monkeypatch, keep_threads):
@@ -445,32 +430,3 @@ def test_importing_aelib_sets_the_default_threads(monkeypatch, keep_threads):
     torch.set_num_threads(1)
     importlib.reload(aelib)  # runs the package's __init__ again; the modules stay as they are
     assert torch.get_num_threads() == 3
-
-
-# ---------------------------------------------------------------------- whole numbers
-
-
-@pytest.mark.parametrize("value, low, high", [(1, 1, None), (7, 1, None), (2, 2, 5), (5, 2, 5),
-                                              (0, 0, None)])
-def test_whole_number_returns_allowed_values(value, low, high):
-    assert whole_number("x", value, low, high) == value
-
-
-@pytest.mark.parametrize("value", [np.int64(8), np.int32(8), np.uint8(8), torch.tensor(8),
-                                   torch.tensor(8, dtype=torch.int16), np.array(8)])
-def test_whole_number_accepts_integers_of_any_library(value):
-    number = whole_number("latent_dim", value)
-    assert number == 8 and type(number) is int
-
-
-@pytest.mark.parametrize("value, low, high, limits", [
-    (0, 1, None, ">= 1"), (-3, 1, None, ">= 1"), (1, 2, None, ">= 2"), (6, 2, 5, "from 2 to 5"),
-    (1, 2, 5, "from 2 to 5"), (2.0, 1, None, ">= 1"), (True, 1, None, ">= 1"),
-    ("3", 1, None, ">= 1"), (None, 1, None, ">= 1"), (np.True_, 1, None, ">= 1"),
-    (torch.tensor(True), 1, None, ">= 1"), (torch.tensor(2.0), 1, None, ">= 1"),
-    (np.float64(2.0), 1, None, ">= 1"), (np.int64(0), 1, None, ">= 1"),
-])
-def test_whole_number_message_names_the_argument_limits_and_value(value, low, high, limits):
-    with pytest.raises(ValueError) as info:
-        whole_number("epochs", value, low, high, hint="; try 10")
-    assert str(info.value) == f"epochs must be a whole number {limits}, got {value!r}; try 10"
