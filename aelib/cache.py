@@ -146,11 +146,10 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
                   device: str | torch.device | None = None, cache_dir: str | os.PathLike | None = None,
                   retrain: bool = False, verbose: bool = True, cache_only: bool | None = None,
                   **model_kwargs) -> tuple[nn.Module, History]:
-    """Train a model on MNIST once, then load it from the cache: ``(model, history)``, the model in eval mode
-    on ``device``. ``kind``: a key of :data:`aelib.models.MODELS`, built with ``model_kwargs`` (``latent_dim=8``);
-    ``seed`` fixes its initial weights and batch order (the caller's generators are left alone). Looks in the
-    shared cache, then in ``cache_dir``; a model in neither is trained and saved in ``cache_dir``, or, with
-    ``cache_only`` (default: ``$AELIB_CACHE_ONLY``), raises :class:`CacheMissError`."""
+    """Train a model on MNIST once, then load it from the cache: ``(model, history)``, the model in eval mode on
+    ``device``. ``kind``: a key of :data:`aelib.models.MODELS`, built with ``model_kwargs`` (``latent_dim=8``); ``seed``
+    fixes its initial weights and batch order (the caller's generators are left alone). Looks in the shared cache,
+    then in ``cache_dir``; a model in neither is trained and saved in ``cache_dir`` (``cache_only``: an error)."""
     device = pick_device(device)
     if kind not in MODELS:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODELS)}")
@@ -218,13 +217,10 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
             for future in as_completed(futures):
                 try:
                     pickled, messages = future.result()
-                except BrokenProcessPool as exc:
-                    unfinished = ", ".join(name for i, name in missing.items() if results[i] is None)
-                    raise RuntimeError(f"A training worker died (killed, perhaps out of memory) while training one "
-                                       f"of: {unfinished}. Try again with processes=1.") from exc
-                except Exception as exc:
-                    raise RuntimeError(f"Training {missing[futures[future]]} failed in a worker: "
-                                       f"{type(exc).__name__}: {exc}") from exc
+                except Exception as exc:  # a worker died (BrokenProcessPool: which one is unknown), or failed
+                    names = [n for i, n in missing.items() if results[i] is None and isinstance(exc, BrokenProcessPool)]
+                    raise RuntimeError(f"Training {', '.join(names) or missing[futures[future]]} failed in a worker "
+                                       f"process ({type(exc).__name__}: {exc}); processes=1 trains here.") from exc
                 for message in messages:
                     warnings.warn(message, stacklevel=2)
                 model, history = pickle.loads(pickled)

@@ -71,10 +71,8 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tup
             reason = f"MD5 checksum does not match: {', '.join(damaged)}. {reason}"
         files = "\n".join(f"    {raw / name}" for name in MNIST_FILES)
         raise MNISTUnavailableError(
-            f"Could not load MNIST from the data root {path} ({reason}).\n"
-            f"Either allow the download (network access), or put the four official files here:\n{files}\n"
-            f"To use another folder, set the environment variable {DATA_ENV_VAR}=/path/to/root (the folder "
-            f"that contains MNIST/raw). A corrupt or partial file: delete it and the extracted file of the "
-            f"same name without .gz, then try again.") from exc
+            f"Could not load MNIST from the data root {path} ({reason}).\nEither allow the download (network access), "
+            f"or put the four official files here (a corrupt one: delete it and its extract without .gz):\n{files}\n"
+            f"To use another folder, set {DATA_ENV_VAR}=/path/to/root (the folder that contains MNIST/raw).") from exc
     images = dataset.data.reshape(len(dataset.data), IMAGE_PIXELS).float().div_(255.0)
     return images, dataset.targets.long()

@@ -101,11 +101,9 @@ def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = 
           epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
           device: str | torch.device | None = None, test_images: torch.Tensor | None = None,
           test_labels: torch.Tensor | None = None, verbose: bool = True) -> History:
-    """Train ``model`` in place with Adam on ``model.loss(x, y)``; hand it back in eval mode on
-    ``device`` (``None``: :func:`pick_device`). Batch orders are drawn as ``DataLoader(shuffle=True)``
-    draws them, so a DataLoader loop from the same ``torch.manual_seed`` gives the same losses.
-    Prints ``Epoch 1/10: loss=0.0514`` (mean over the epoch); returns ``{"epoch", "train_loss",
-    "test_loss", "seconds"}`` lists."""
+    """Train ``model`` in place with Adam on ``model.loss(x, y)``; hand it back in eval mode on ``device`` (``None``:
+    :func:`pick_device`). A DataLoader loop from the same ``torch.manual_seed`` gives the same losses. Prints
+    ``Epoch 1/10: loss=0.0514`` (mean over the epoch); returns ``{"epoch", "train_loss", "test_loss", "seconds"}``."""
     epochs, batch_size = whole_number("epochs", epochs), whole_number("batch_size", batch_size)
     if images.ndim != 2 or len(images) == 0:
         raise ValueError(f"images must be flat and non-empty, shape [N, 784] (use "
