@@ -2,37 +2,33 @@
 
   python scripts/pretrain.py [--jobs 2] [--set LATENT_DIM=3 SEED=5 EPOCHS=3] [--list] [notebooks ...]
 
-What each notebook trains is written out below (MODELS), as a function of its parameters: the
-literal assignments of its parameters cell, with the ``--set`` values put in as
-scripts/run_params.py puts them in. The models missing from the cache are then trained by
-``aelib.train_or_load_many``. When a notebook changes what it trains, change its entry here:
-CI executes every notebook after pretraining with AELIB_CACHE_ONLY=1, so a model this list
-misses fails there. ``--list`` only prints the models and the notebooks that use them.
+MODELS below states what each notebook trains, from its parameters (its parameters cell's literal
+values, with --set put in as scripts/run_params.py does). When a notebook changes what it trains,
+change its entry: CI runs the notebooks after pretraining with AELIB_CACHE_ONLY=1, so a model
+missing here fails there. --list prints the models and which notebooks use them, and trains nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_params import check_names, parameters_cell, parse_settings, set_parameters  # noqa: E402
+from run_params import assignments, check_names, parameters_cell, parse_settings, set_parameters  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSIFIER = ("classifier", {"epochs": 3})  # the digit reader of 06-10; not tied to SEED
 
 
-def ae(p: dict, k: int, seed: int | None = None, **settings) -> tuple[str, dict]:
-    """The article's autoencoder with code size ``k``, trained ``EPOCHS`` epochs from ``SEED``."""
-    return "ae", {"latent_dim": k, "epochs": p["EPOCHS"], "seed": p["SEED"] if seed is None else seed, **settings}
-
-
-def same_settings(kind: str, p: dict) -> tuple[str, dict]:
-    """Another kind of model with the autoencoder's settings (``LATENT_DIM``, ``EPOCHS``, ``SEED``)."""
-    return kind, {"latent_dim": p["LATENT_DIM"], "epochs": p["EPOCHS"], "seed": p["SEED"]}
+def ae(p: dict, k: int | None = None, seed: int | None = None, kind: str = "ae", **settings) -> tuple[str, dict]:
+    """An autoencoder (``kind``: the article's "ae", or "linear", "vae") with code size ``k`` (default
+    ``LATENT_DIM``), trained ``EPOCHS`` epochs from ``SEED`` (or ``seed``)."""
+    return kind, {"latent_dim": p["LATENT_DIM"] if k is None else k, "epochs": p["EPOCHS"],
+                  "seed": p["SEED"] if seed is None else seed, **settings}
 
 
 def compare_dim(p: dict) -> int:
@@ -50,45 +46,36 @@ def large_dim(p: dict) -> int:
 MODELS = {
     "01_function_fitting": lambda p: [],
     "02_autoencoder_model": lambda p: [],
-    "03_training": lambda p: [ae(p, p["LATENT_DIM"])],
-    "04_reconstruction": lambda p: [ae(p, p["LATENT_DIM"]), ae(p, compare_dim(p))],
-    "05_latent_distribution": lambda p: [ae(p, p["LATENT_DIM"])],
-    "06_naive_sampling": lambda p: [CLASSIFIER] + [
-        ae(p, k) for k in sorted(set(p["K_VALUES"]) | {p["LATENT_DIM"], large_dim(p)})],
-    "07_yardstick": lambda p: [CLASSIFIER] + [ae(p, k) for k in sorted(set(p["K_VALUES"]) | {p["LATENT_DIM"]})],
-    "08_better_sampling": lambda p: [ae(p, p["LATENT_DIM"]), CLASSIFIER,
-                                     ae(p, p["LATENT_DIM"], code_activation=None)],
-    "09_pca_linear_ae": lambda p: [ae(p, p["LATENT_DIM"]), ae(p, compare_dim(p)), CLASSIFIER] + [
-        ae(p, k) for k in sorted(set(p["SWEEP_DIMS"]) | {p["LATENT_DIM"], compare_dim(p)})
-    ] + [same_settings("linear", p)],
-    "10_vae_preview": lambda p: [same_settings("vae", p), ae(p, p["LATENT_DIM"]), CLASSIFIER],
-    "11_reliability": lambda p: [ae(p, p["LATENT_DIM"], seed=s) for s in range(p["SEED"], p["SEED"] + p["N_SEEDS"])],
+    "03_training": lambda p: [ae(p)],
+    "04_reconstruction": lambda p: [ae(p), ae(p, compare_dim(p))],
+    "05_latent_distribution": lambda p: [ae(p)],
+    "06_naive_sampling": lambda p: [CLASSIFIER] + [ae(p, k) for k in sorted({*p["K_VALUES"], p["LATENT_DIM"], large_dim(p)})],
+    "07_yardstick": lambda p: [CLASSIFIER] + [ae(p, k) for k in sorted({*p["K_VALUES"], p["LATENT_DIM"]})],
+    "08_better_sampling": lambda p: [ae(p), CLASSIFIER, ae(p, code_activation=None)],
+    "09_pca_linear_ae": lambda p: [ae(p), ae(p, compare_dim(p)), CLASSIFIER, ae(p, kind="linear")] + [
+        ae(p, k) for k in sorted({*p["SWEEP_DIMS"], p["LATENT_DIM"], compare_dim(p)})],  # latent.sweep_latent_sizes
+    "10_vae_preview": lambda p: [ae(p, kind="vae"), ae(p), CLASSIFIER],
+    "11_reliability": lambda p: [ae(p, seed=s) for s in range(p["SEED"], p["SEED"] + p["N_SEEDS"])],
 }
 
 
 def parameters(path: Path, values: dict[str, str]) -> dict:
     """The literal assignments of a notebook's parameters cell, with ``values`` put in."""
-    source = set_parameters(parameters_cell(path), values)[0]
     params = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                params[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:  # not a literal: no entry below may use it
-                pass
+    for name, value in assignments(set_parameters(parameters_cell(path), values)[0]).items():
+        with contextlib.suppress(ValueError):  # not a literal: no entry in MODELS may use it
+            params[name] = ast.literal_eval(value)
     return params
 
 
 def notebook_models(path: Path, values: dict[str, str] | None = None) -> list[tuple[str, dict]]:
     """The ``(kind, settings)`` one notebook trains with these ``--set`` values."""
     if path.stem not in MODELS:
-        raise SystemExit(f"{path.name}: {Path(__file__).name} does not know what this notebook trains; "
-                         f"add \"{path.stem}\" to MODELS in scripts/{Path(__file__).name}")
+        raise SystemExit(f"{path.name}: add what it trains to MODELS in scripts/pretrain.py (key \"{path.stem}\")")
     try:
         return MODELS[path.stem](parameters(path, values or {}))
     except KeyError as exc:
-        raise SystemExit(f"{path.name} has no literal parameter {exc}, which its entry in MODELS "
-                         f"(scripts/{Path(__file__).name}) reads: update the entry") from None
+        raise SystemExit(f"{path.name} has no literal parameter {exc}; update its entry in MODELS in scripts/pretrain.py") from None
 
 
 def all_models(paths, values: dict[str, str] | None = None) -> dict[tuple, list[str]]:

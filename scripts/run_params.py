@@ -2,17 +2,16 @@
 
   python scripts/run_params.py --set LATENT_DIM=16 SEED=1 --out /tmp/params -- notebooks/0*.ipynb
 
-Each notebook is copied, the named assignments of its first code cell (its parameters cell) get
-the new values, and the copy is executed top to bottom with its working directory in notebooks/;
-figures go to OUT/images, never to the repository's images/. A notebook that fails (an error, a
-dead kernel, a timeout) does not stop the others; at the end the failed ones are named and the
-exit status is 1.
+Each copy gets the new values in its first code cell and runs top to bottom with its working
+directory in notebooks/; figures go to OUT/images. A notebook that fails (an error, a dead kernel,
+a timeout) does not stop the others; the failed ones are named at the end and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import os
 import sys
 import time
@@ -20,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:
@@ -38,36 +38,28 @@ def parse_settings(items: list[str]) -> dict[str, str]:
     return values
 
 
-def parameter_names(source: str) -> set[str]:
-    """The names a parameters cell assigns."""
-    return {target.id for node in ast.parse(source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
-            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-            if isinstance(target, ast.Name)}
+def assignments(source: str) -> dict[str, ast.expr]:
+    """The ``NAME = value`` (or ``NAME: type = value``) statements of a parameters cell: name -> value node."""
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                found[targets[0].id] = node.value
+    return found
 
 
 def set_parameters(source: str, values: dict[str, str]) -> tuple[str, list[str]]:
-    """Replace the values of ``NAME = ...`` assignments in a parameters cell (the value's exact source
-    span, found with ``ast``: a value over several lines, a ``#`` inside a string and a comment after
-    the value are all fine). Returns the new source and the names replaced; other names are skipped."""
+    """Replace the values of ``NAME = ...`` assignments in a parameters cell: exactly the value's source
+    span (a value over several lines, a ``#`` inside a string and a comment after the value are fine).
+    Returns the new source and the names replaced; other names are skipped."""
     data = source.encode()  # ast's column offsets count UTF-8 bytes
-    starts = [0]
-    for line in data.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-    spans = []
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target = node.target
-        else:
-            continue
-        if isinstance(target, ast.Name) and target.id in values:
-            value = node.value
-            spans.append((starts[value.lineno - 1] + value.col_offset,
-                          starts[value.end_lineno - 1] + value.end_col_offset, target.id))
-    for begin, end, name in sorted(spans, reverse=True):
+    starts = list(itertools.accumulate((len(line) for line in data.splitlines(keepends=True)), initial=0))
+    spans = sorted((starts[v.lineno - 1] + v.col_offset, starts[v.end_lineno - 1] + v.end_col_offset, name)
+                   for name, v in assignments(source).items() if name in values)
+    for begin, end, name in reversed(spans):
         data = data[:begin] + values[name].encode() + data[end:]
-    return data.decode(), [name for _, _, name in sorted(spans)]
+    return data.decode(), [name for *_, name in spans]
 
 
 def parameters_cell(path: Path) -> str:
@@ -77,7 +69,7 @@ def parameters_cell(path: Path) -> str:
 
 def check_names(values: dict[str, str], paths: list[Path]) -> None:
     """A clear error for a ``--set`` name that none of these notebooks has."""
-    known = set().union(*(parameter_names(parameters_cell(path)) for path in paths))
+    known = set().union(*(assignments(parameters_cell(path)) for path in paths))
     if unknown := [name for name in values if name not in known]:
         raise SystemExit(f"--set {', '.join(unknown)}: no such parameter in the parameters cells of "
                          f"these notebooks (they have: {', '.join(sorted(known))})")
@@ -87,8 +79,6 @@ def execute(path: Path, values: dict[str, str], out: Path) -> tuple[str, str | N
     """Run one notebook copy; returns (a one-line report, the error or None). Never raises."""
     start, error, replaced = time.perf_counter(), None, []
     try:
-        from nbclient import NotebookClient
-
         nb = nbformat.read(path, as_version=4)
         first = next(cell for cell in nb.cells if cell.cell_type == "code")
         first.source, replaced = set_parameters(first.source, values)
@@ -98,8 +88,7 @@ def execute(path: Path, values: dict[str, str], out: Path) -> tuple[str, str | N
         finally:
             nbformat.write(nb, out / path.name)
     except Exception as exc:  # a cell's error, a dead kernel, a timeout: this notebook failed
-        lines = str(exc).strip().splitlines() or [""]
-        error = f"{path.name}: {type(exc).__name__}: {lines[-1]}"
+        error = f"{path.name}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1]}"
     return (f"{path.name}: set {', '.join(replaced) or 'nothing'}, "
             f"{time.perf_counter() - start:.0f} s, {'FAILED' if error else 'ok'}"), error
 
