@@ -54,7 +54,7 @@ lab: setup $(LAB_SETTINGS)
 # by Playwright, installed here on first use): fails on what an attendee would see go wrong;
 # one screenshot per notebook in lab-screenshots/. A few: make lab-check LAB_NOTEBOOKS=notebooks/03_training.ipynb
 LAB_NOTEBOOKS ?=
-lab-check: pretrain $(LAB_SETTINGS)
+lab-check: pretrain
 	$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/python -m pip install playwright
 	$(CACHE_ONLY) $(BIN)/python scripts/lab_check.py $(LAB_NOTEBOOKS)
 

@@ -2,8 +2,8 @@
 
   python scripts/lab_check.py [notebooks ...] [--timeout 180] [--screenshots lab-screenshots]
 
-JupyterLab (on 127.0.0.1, random port and token, no user settings; `make lab-check` installs the
-project's) serves copies of the notebooks (default: the main track and the latent explorer) and
+JupyterLab (on 127.0.0.1, random port and token, the project's jupyter/overrides.json, no user
+settings) serves copies of the notebooks (default: the main track and the latent explorer) and
 Playwright drives Debian's Chromium (/usr/bin/chromium; `pip install playwright`, no browser
 download). Run > Run All Cells fails on an error or stderr output, a broken widget, an image not
 rendered, a cell not run, a dialog or pop-up, a tab opening as modified, or a timeout; the
@@ -148,7 +148,8 @@ class Lab:
         self.log = scratch / "jupyterlab.log"
         command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                    f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-                   f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}"]
+                   f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
+                   f"--LabApp.app_settings_dir={REPO / 'jupyter'}"]    # the project's overrides.json
         self.process = subprocess.Popen(command + (["--allow-root"] if os.geteuid() == 0 else []), env=env,
                                         stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         if not wait_until(lambda: self.process.poll() is not None or self.up(), 90, step=0.3) or not self.up():

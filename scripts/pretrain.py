@@ -89,8 +89,7 @@ def all_models(paths, values: dict[str, str] | None = None) -> dict[tuple, list[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        default=sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    parser.add_argument("notebooks", nargs="*", type=Path, default=sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")))
     parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE")
     parser.add_argument("--jobs", type=int, default=None, help="trainings at once (default: aelib's)")
     parser.add_argument("--list", action="store_true", help="only print the models")
