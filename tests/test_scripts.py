@@ -115,6 +115,20 @@ def test_pretrain_06_trains_the_k_curve_with_the_readers_k_and_the_larger_code()
     assert set(autoencoders(pretrain.notebook_models(nb, {**values, "LARGE_DIM": "2"}))) == {2, 3, 5, 6}
 
 
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if pretrain.notebook_models(p)], ids=lambda p: p.name)
+def test_pretrain_lists_the_readers_own_model_for_the_values_set(path):
+    jobs = pretrain.notebook_models(path, {"LATENT_DIM": "3", "EPOCHS": "2", "SEED": "7"})
+    assert ("ae", {"latent_dim": 3, "epochs": 2, "seed": 7}) in jobs
+    assert all(s["epochs"] == 2 for kind, s in jobs if kind != "classifier")
+
+
+def test_pretrain_09_trains_its_whole_sweep():
+    nb = ROOT / "notebooks" / "09_pca_linear_ae.ipynb"
+    jobs = pretrain.notebook_models(nb, {"SWEEP_DIMS": "[5, 7]", "LATENT_DIM": "3", "COMPARE_DIM": "6"})
+    assert set(autoencoders(jobs)) == {3, 5, 6, 7}
+    assert ("linear", {"latent_dim": 3, "epochs": parameter(nb, "EPOCHS"), "seed": parameter(nb, "SEED")}) in jobs
+
+
 def test_pretrain_04_never_compares_a_code_size_with_itself():
     nb = ROOT / "notebooks" / "04_reconstruction.ipynb"
     for k in ("4", "8", "16"):
