@@ -83,35 +83,39 @@ def test_dialogs_and_popups_on_screen_are_problems():
     assert lab_check.screen_problems([], []) == []
 
 
-def test_picture_changed_compares_bytes():
-    assert lab_check.picture_changed("iVBORa", "iVBORb")
-    assert not lab_check.picture_changed("iVBORa", "iVBORa")
-    assert not lab_check.picture_changed(None, "iVBORa")
-
-
 def write(folder: Path, name: str, text: str = "{}") -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def test_default_notebooks_main_track_then_explorer(tmp_path):
+def test_default_notebooks_main_track_then_the_explorer_wherever_it_is(tmp_path):
     for name in ("01_a.ipynb", "06_f.ipynb", "07_yardstick.ipynb", "10_vae.ipynb"):
         write(tmp_path, name)
-    write(tmp_path, "08_better.ipynb", '{"source": "plots.latent_explorer(model)"}')
-    names = [p.name for p in lab_check.default_notebooks(tmp_path, explorer="08_better.ipynb")]
-    assert names == ["01_a.ipynb", "06_f.ipynb", "08_better.ipynb"]
+    write(tmp_path, "09_better.ipynb", '{"source": "plots.latent_explorer(model)"}')
+    assert [p.name for p in lab_check.default_notebooks(tmp_path)] == ["01_a.ipynb", "06_f.ipynb", "09_better.ipynb"]
+    (tmp_path / "09_better.ipynb").unlink()
+    with pytest.raises(SystemExit, match="latent_explorer"):
+        lab_check.default_notebooks(tmp_path)
 
 
-def test_default_notebooks_finds_a_moved_explorer_or_says_what_is_missing(tmp_path, capsys):
-    write(tmp_path, "01_a.ipynb")
-    write(tmp_path, "07_better.ipynb", '{"source": "plots.latent_explorer(model)"}')
-    names = [p.name for p in lab_check.default_notebooks(tmp_path, explorer="08_better.ipynb")]
-    assert names == ["01_a.ipynb", "07_better.ipynb"]
-    assert "08_better.ipynb is missing" in capsys.readouterr().out
-    (tmp_path / "07_better.ipynb").unlink()
-    with pytest.raises(SystemExit, match="08_better.ipynb is missing"):
-        lab_check.default_notebooks(tmp_path, explorer="08_better.ipynb")
+def test_a_rerun_deletes_only_the_screenshots_the_check_wrote(tmp_path):
+    committed = [write(tmp_path, name, "figure") for name in ("04_reconstructions.png", "notes.png")]
+    outside = write(tmp_path.parent, f"{tmp_path.name}-outside.png", "figure")
+    lab_check.clear_screenshots(tmp_path, ["03_training.png", "08_x-explorer.png"])
+    for name in ("03_training.png", "08_x-explorer.png"):
+        write(tmp_path, name, "screenshot")
+    (tmp_path / lab_check.MANIFEST).write_text(f"03_training.png\n08_x-explorer.png\n../{outside.name}\n")
+    lab_check.clear_screenshots(tmp_path, ["03_training.png"])
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["04_reconstructions.png", "notes.png"]
+    assert all(p.read_text() == "figure" for p in committed + [outside])
+
+
+def test_screenshots_never_overwrite_a_file_the_check_did_not_write(tmp_path):
+    figure = write(tmp_path, "04_reconstruction.png", "figure")
+    with pytest.raises(SystemExit, match="04_reconstruction.png"):
+        lab_check.clear_screenshots(tmp_path, ["03_training.png", "04_reconstruction.png"])
+    assert figure.read_text() == "figure"
 
 
 def test_opens_modified_names_a_stale_kernel_display_name():

@@ -1,5 +1,5 @@
-"""scripts/: run_params (other parameter values in a scratch copy) and pretrain, whose list of
-models is read from the notebooks themselves, so the two cannot drift; the Makefile's set-up."""
+"""scripts/: run_params (other parameter values in scratch copies), pretrain (what each notebook
+trains, stated in scripts/pretrain.py), and the Makefile's set-up and cache targets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import ast
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,9 +22,6 @@ sys.path.insert(0, str(ROOT / "scripts"))
 run_params = importlib.import_module("run_params")
 pretrain = importlib.import_module("pretrain")
 
-# the parameter sets of `make params-check` (Makefile), and the notebooks' own values
-PARAMETER_SETS = [{}, {"LATENT_DIM": "16", "SEED": "1", "EPOCHS": "3"}, {"LATENT_DIM": "3", "SEED": "5", "EPOCHS": "3"}]
-
 
 def notebook(path: Path, *cells: str) -> Path:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
@@ -32,79 +30,131 @@ def notebook(path: Path, *cells: str) -> Path:
     return path
 
 
-def test_set_parameters_replaces_named_values_and_keeps_comments():
-    source = "# Parameters\nLATENT_DIM = 8   # size of z\nSEED = 0\nLATENT_DIMS = [2]\n"
+def script(name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True,
+                          text=True, timeout=300, **kwargs)
+
+
+# ------------------------------------------------------------------- run_params: the parameters cell
+
+def test_set_parameters_replaces_a_value_written_over_several_lines():
+    new, done = run_params.set_parameters("K_VALUES = [2, 4,\n 8]  # sizes\nSEED = 0\n", {"K_VALUES": "[3]"})
+    assert (new, done) == ("K_VALUES = [3]  # sizes\nSEED = 0\n", ["K_VALUES"])
+
+
+def test_set_parameters_keeps_a_hash_inside_a_string_and_the_comment_after_the_value():
+    new, _ = run_params.set_parameters('TITLE = "run #1"  # shown on top\n', {"TITLE": '"run #2"'})
+    assert new == 'TITLE = "run #2"  # shown on top\n'
+
+
+def test_set_parameters_touches_only_the_named_assignments():
+    source = 'NAME = "编码"; LATENT_DIM = 8   # 编码 z 的长度\nLATENT_DIMS = [2]\nBIG = LATENT_DIM * 2\n'
     new, done = run_params.set_parameters(source, {"LATENT_DIM": "3", "EPOCHS": "1"})
-    assert new == "# Parameters\nLATENT_DIM = 3  # size of z\nSEED = 0\nLATENT_DIMS = [2]\n"
-    assert done == ["LATENT_DIM"]  # EPOCHS is not in this notebook: skipped
+    assert new == source.replace("LATENT_DIM = 8", "LATENT_DIM = 3")
+    assert done == ["LATENT_DIM"]  # EPOCHS is not in this cell: skipped
 
 
-def test_dry_run_records_every_model_asked_for_with_the_values_set(tmp_path):
-    path = notebook(
-        tmp_path / "09_x.ipynb",
-        "# Parameters: change them and rerun the whole notebook\nLATENT_DIM = 8\nEPOCHS = 10\nEXTRA = [2, 4]",
-        "import aelib\nfrom aelib import latent\nimport torch\nimages, labels = aelib.load_mnist()\n"
-        "device = aelib.pick_device(None)\nprint('loaded', images.shape)",
-        "model, _ = aelib.train_or_load('ae', latent_dim=LATENT_DIM, epochs=EPOCHS, device=device)\n"
-        "codes = latent.embed_images(model, images)\nbig = LATENT_DIM if LATENT_DIM > 8 else 2 * LATENT_DIM",
-        "%matplotlib inline\nthis cell is no Python",
-        "ks = sorted(set(EXTRA) | {big})\njobs = [('ae', dict(latent_dim=k, epochs=EPOCHS)) for k in ks]\n"
-        "out = aelib.train_or_load_many([('classifier', dict(epochs=3))] + jobs)\n"
-        "for k in ks:\n    aelib.train_or_load('vae', latent_dim=k, epochs=EPOCHS, verbose=False)\n"
-        "    codes[codes <= 0] = 1 / 0  # fails: the loop goes on\n"
-        "aelib.train_or_load('ae', latent_dim=codes.shape[1])  # not derivable: not recorded\n"
-        "table = latent.sweep_latent_sizes([5, LATENT_DIM], epochs=2)")
-    jobs, reached = pretrain.dry_run(path, {"LATENT_DIM": "3", "EPOCHS": "1"})
-    assert jobs == [("ae", {"latent_dim": 3, "epochs": 1}), ("classifier", {"epochs": 3}),
-                    ("ae", {"latent_dim": 2, "epochs": 1}), ("ae", {"latent_dim": 4, "epochs": 1}),
-                    ("ae", {"latent_dim": 6, "epochs": 1}), ("vae", {"latent_dim": 2, "epochs": 1}),
-                    ("vae", {"latent_dim": 4, "epochs": 1}), ("vae", {"latent_dim": 6, "epochs": 1}),
-                    ("ae", {"latent_dim": 3, "epochs": 2, "seed": 0}), ("ae", {"latent_dim": 5, "epochs": 2, "seed": 0})]
-    sites = pretrain.call_sites(path)
-    assert len(sites) == 5 and not any(s[0].endswith("cell3") for s in sites)
-    unreached = {s for s in sites if not any(r[0] == s[0] and s[1] <= r[1] <= s[2] for r in reached)}
-    assert [s[1] for s in unreached] == [7]  # the call whose code size comes from data
+@pytest.mark.parametrize("item", ["LATENT_DIM", "LATENT_DIM 3", "TITLE=run #1"])
+def test_a_set_item_that_is_not_name_equals_value_is_named_in_the_error(item):
+    with pytest.raises(SystemExit, match=re.escape(repr(item))):
+        run_params.parse_settings([item])
 
 
-@pytest.mark.parametrize("values", PARAMETER_SETS, ids=lambda v: " ".join(f"{k}={x}" for k, x in v.items()) or "own")
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_pretrain_finds_every_model_a_notebook_asks_for(path, values):
-    """Every train_or_load(_many) call in a notebook is reached by pretrain's dry run with
-    settings it can read: the models pretrain trains are the ones the notebook loads. A call
-    whose settings come from data (not from the parameters) fails here: derive them from
-    the parameters instead, so that `make pretrain` and the notebook share one cache file."""
-    jobs, reached = pretrain.dry_run(path, values)
-    for cell, first, last in sorted(pretrain.call_sites(path)):
-        assert any(r[0] == cell and first <= r[1] <= last for r in reached), (
-            f"{cell}, line {first}: pretrain cannot tell which model this call asks for")
-    for kind, settings in jobs:
-        assert kind in ("ae", "linear", "vae", "classifier") and all(
-            isinstance(v, (int, float, str, type(None))) for v in settings.values()), (kind, settings)
+def test_run_params_names_an_unknown_parameter_and_runs_nothing(tmp_path):
+    nb = notebook(tmp_path / "01_a.ipynb", "# Parameters\nLATENT_DIM = 8", "print(LATENT_DIM)")
+    done = script("run_params.py", "--out", str(tmp_path / "out"), "--set", "LATNT_DIM=3", "--", str(nb))
+    assert done.returncode != 0 and "LATNT_DIM" in done.stderr
+    assert not (tmp_path / "out" / "01_a.ipynb").exists()
 
 
-def test_pretrain_lists_the_models_for_a_parameter_set():
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain.py"), "--list",
-                           "--set", "LATENT_DIM=3", "SEED=5", "EPOCHS=3"], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    jobs = [(line.split(" ", 1)[0], ast.literal_eval(line.split(" ", 1)[1])) for line in done.stdout.splitlines()]
-    assert ("ae", {"latent_dim": 3, "seed": 5, "epochs": 3}) in jobs
-    assert all(jobs.count(job) == 1 for job in jobs)  # each model once
-
-
-def test_run_params_executes_copies_and_names_the_failing_notebook(tmp_path):
-    ok = notebook(tmp_path / "01_ok.ipynb", "# Parameters\nK = 8", "assert K == 3, K\nprint('fine')")
-    bad = notebook(tmp_path / "02_bad.ipynb", "# Parameters\nK = 8", "assert K == 8, 'K was changed'")
-    before = [p.read_text() for p in (ok, bad)]
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_params.py"), "--jobs", "1",
-                           "--out", str(tmp_path / "out"), "--set", "K=3", "--", str(ok), str(bad)],
-                          capture_output=True, text=True, timeout=300)
+def test_run_params_runs_every_notebook_though_one_errs_and_one_kernel_dies(tmp_path):
+    paths = [notebook(tmp_path / "01_ok.ipynb", "# Parameters\nK = 8", "assert K == 3, K\nprint('fine')"),
+             notebook(tmp_path / "02_error.ipynb", "# Parameters\nK = 8", "assert K == 8, 'K was changed'"),
+             notebook(tmp_path / "03_dies.ipynb", "K = 8", "import os\nos._exit(1)"),
+             notebook(tmp_path / "04_after.ipynb", "K = 8", "print('after', K)")]
+    before = [p.read_text() for p in paths]
+    done = script("run_params.py", "--jobs", "1", "--out", str(tmp_path / "out"), "--set", "K=3", "--",
+                  *map(str, paths))
     assert done.returncode == 1
-    assert "01_ok.ipynb: set K" in done.stdout and "ok" in done.stdout and "1 passed, 1 failed" in done.stdout
-    assert "error in 02_bad.ipynb" in done.stderr and "K was changed" in done.stderr
-    assert [p.read_text() for p in (ok, bad)] == before  # the originals are untouched
-    executed = json.loads((tmp_path / "out" / "01_ok.ipynb").read_text())
-    assert "fine" in "".join(executed["cells"][1]["outputs"][0]["text"])
+    assert "2 passed, 2 failed: 02_error.ipynb, 03_dies.ipynb" in done.stdout
+    assert "K was changed" in done.stderr and "03_dies.ipynb" in done.stderr
+    assert [p.read_text() for p in paths] == before  # the originals are untouched
+    after = json.loads((tmp_path / "out" / "04_after.ipynb").read_text())
+    assert "after 3" in "".join(after["cells"][1]["outputs"][0]["text"])
+
+
+# ------------------------------------------------------------------- pretrain: what each notebook trains
+
+def code_of(path: Path) -> str:
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+
+
+def parameter(path: Path, name: str):
+    return ast.literal_eval(run_params.assignments(run_params.parameters_cell(path))[name])
+
+
+def autoencoders(jobs) -> dict[int, dict]:
+    return {s["latent_dim"]: s for kind, s in jobs if kind == "ae" and "code_activation" not in s}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_pretrain_knows_every_notebook_and_lists_models_exactly_where_its_code_trains(path):
+    trains = re.search(r"\b(train_or_load|train_or_load_many|sweep_latent_sizes)\(", code_of(path))
+    assert bool(pretrain.notebook_models(path)) == bool(trains)
+
+
+def test_pretrain_06_trains_the_k_curve_with_the_readers_k_and_the_larger_code():
+    nb = ROOT / "notebooks" / "06_naive_sampling.ipynb"
+    default = autoencoders(pretrain.notebook_models(nb))
+    assert set(parameter(nb, "K_VALUES")) | {parameter(nb, "LATENT_DIM")} <= set(default)
+    values = {"LATENT_DIM": "3", "K_VALUES": "[2, 5]", "LARGE_DIM": "6", "EPOCHS": "2", "SEED": "7"}
+    jobs = pretrain.notebook_models(nb, values)
+    assert autoencoders(jobs) == {k: {"latent_dim": k, "epochs": 2, "seed": 7} for k in (2, 3, 5, 6)}
+    assert ("classifier", {"epochs": 3}) in jobs  # the digit reader
+    # a larger code that is not larger than the reader's: twice the reader's (the parameters cell says so)
+    assert set(autoencoders(pretrain.notebook_models(nb, {**values, "LARGE_DIM": "2"}))) == {2, 3, 5, 6}
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if pretrain.notebook_models(p)], ids=lambda p: p.name)
+def test_pretrain_lists_the_readers_own_model_for_the_values_set(path):
+    jobs = pretrain.notebook_models(path, {"LATENT_DIM": "3", "EPOCHS": "2", "SEED": "7"})
+    assert ("ae", {"latent_dim": 3, "epochs": 2, "seed": 7}) in jobs
+    assert all(s["epochs"] == 2 for kind, s in jobs if kind != "classifier")
+
+
+def test_pretrain_09_trains_its_whole_sweep():
+    nb = ROOT / "notebooks" / "09_pca_linear_ae.ipynb"
+    jobs = pretrain.notebook_models(nb, {"SWEEP_DIMS": "[5, 7]", "LATENT_DIM": "3", "COMPARE_DIM": "6"})
+    assert set(autoencoders(jobs)) == {3, 5, 6, 7}
+    assert ("linear", {"latent_dim": 3, "epochs": parameter(nb, "EPOCHS"), "seed": parameter(nb, "SEED")}) in jobs
+
+
+def test_pretrain_04_never_compares_a_code_size_with_itself():
+    nb = ROOT / "notebooks" / "04_reconstruction.ipynb"
+    for k in ("4", "8", "16"):
+        ks = [s["latent_dim"] for _, s in pretrain.notebook_models(nb, {"LATENT_DIM": k, "COMPARE_DIM": k})]
+        assert len(set(ks)) == 2 and int(k) in ks
+
+
+def test_pretrain_lists_each_model_of_a_parameter_set_once():
+    done = script("pretrain.py", "--list", "--set", "LATENT_DIM=3", "SEED=5", "EPOCHS=3", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    jobs = [(line.split(" ", 1)[0], ast.literal_eval(line.split(" ", 1)[1].split("  <- ")[0]))
+            for line in done.stdout.splitlines()]
+    assert ("ae", {"latent_dim": 3, "seed": 5, "epochs": 3}) in jobs
+    n_seeds = parameter(ROOT / "notebooks" / "11_reliability.ipynb", "N_SEEDS")
+    seeds = {s["seed"] for kind, s in jobs if kind == "ae" and s["latent_dim"] == 3 and "code_activation" not in s}
+    assert seeds == set(range(5, 5 + n_seeds))  # notebook 11: seeds SEED, SEED + 1, ...
+    assert all(jobs.count(job) == 1 for job in jobs)
+
+
+def test_pretrain_names_a_notebook_it_does_not_know_and_a_parameter_its_entry_misses(tmp_path):
+    new = notebook(tmp_path / "12_new.ipynb", "LATENT_DIM = 8", "aelib.train_or_load('ae')")
+    with pytest.raises(SystemExit, match="12_new.*MODELS"):
+        pretrain.notebook_models(new)
+    renamed = notebook(tmp_path / "03_training.ipynb", "LATENT_DIM = 8\nSEED = 0\nN_EPOCHS = 10")
+    with pytest.raises(SystemExit, match="03_training.*'EPOCHS'"):
+        pretrain.notebook_models(renamed)
 
 
 # ------------------------------------------------------------------- the Makefile's set-up
@@ -173,9 +223,35 @@ def test_make_names_the_fix_when_the_venv_package_is_missing(project):
     assert not (project / ".venv").exists()  # the next run starts clean
 
 
-def test_make_runs_tests_and_checks_with_one_torch_thread_per_process():
+def test_make_runs_tests_with_one_thread_and_notebooks_from_the_cache_only():
     if not shutil.which("make"):
         pytest.skip("make is not installed")
-    done = make("-n", "test", "unit", "params-check", cwd=ROOT)
-    runs = [line for line in done.stdout.splitlines() if "-m pytest" in line or "run_params.py" in line]
-    assert len(runs) == 3 and all("AELIB_NUM_THREADS=1" in line for line in runs), runs
+    done = make("-n", "test", "params-check", cwd=ROOT)
+    lines = done.stdout.splitlines()
+    runs = [line for line in lines if "-m pytest" in line or "run_params.py" in line]
+    assert runs and all("AELIB_NUM_THREADS=1" in line for line in runs), runs
+    notebook_runs = [line for line in runs if line.endswith("notebooks") or "run_params.py" in line]
+    assert len(notebook_runs) == 2 and all("AELIB_CACHE_ONLY=1" in line for line in notebook_runs), runs
+    # the unit tests train small models into scratch caches: not cache-only
+    assert all("AELIB_CACHE_ONLY" not in line for line in runs if line not in notebook_runs)
+    assert lines.index(next(line for line in lines if "pretrain.py" in line)) < lines.index(notebook_runs[0])
+
+
+def test_make_clean_cache_deletes_the_models_of_the_cache_it_is_pointed_at(tmp_path):
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    shutil.copy(ROOT / "Makefile", tmp_path)
+    default, other = tmp_path / "checkpoints", tmp_path / "relative" / "cache"
+    for folder in (default, other):
+        folder.mkdir(parents=True)
+        for name in ("ae_latent_dim=8.pt", ".ae_latent_dim=8.pt.lock", "notes.txt"):
+            (folder / name).write_text("x")
+    env = {k: v for k, v in os.environ.items() if k != "AELIB_CHECKPOINT_DIR"}
+    done = subprocess.run(["make", "clean-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**env, "AELIB_CHECKPOINT_DIR": "relative/cache", "MAKEFLAGS": ""})
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]  # only the cache's own files
+    assert len(list(default.iterdir())) == 3  # the other cache is left alone
+    subprocess.run(["make", "clean-cache"], cwd=tmp_path, capture_output=True, timeout=60,
+                   env={**env, "MAKEFLAGS": ""})
+    assert sorted(p.name for p in default.iterdir()) == ["notes.txt"]
