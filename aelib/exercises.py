@@ -78,17 +78,15 @@ def check_decoder(make_decoder, k):
 def check_training_step(training_step, model, x):
     """03: two calls of ``training_step(model, optimizer, x)`` against two reference steps, on copies of ``model``."""
     yours, reference = copy.deepcopy(model).train(), copy.deepcopy(model).train()
-    adams, gaps, losses = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (yours, reference)], [], []
+    adams, gaps = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (yours, reference)], []
     for _ in range(2):  # twice: gradients left from the first step must not leak into the second
         loss, fail = attempt(training_step, yours, adams[0], x)
         if fail:
             return fail
         adams[1].zero_grad(), reference.loss(x).backward(), adams[1].step()
-        losses.append(float(torch.as_tensor(loss).detach()))
         gaps.append(max((a - b).abs().max().item() for a, b in zip(yours.parameters(), reference.parameters())))
-    hint = ("两步之后权重一点没变：梯度算出来以后，谁来更新权重？" if all(map(torch.equal, yours.parameters(),
-            model.parameters())) else f"第一步后权重就和参考差 {gaps[0]:.1e}：损失该是哪两样东西的均方误差？"
-            if gaps[0] > 1e-6 else f"第一步对了，第二步却差 {gaps[1]:.1e}：上一步的梯度还留着，加到了这一步上。"
-            if gaps[1] > 1e-6 else None)
-    return Feedback("wrong", hint) if hint else Feedback("correct", f"两步后与参考{'逐位相同' if max(gaps) == 0 else
-                                                         f'每个权重最多差 {max(gaps):.1e}'}；你返回的损失 {losses[0]:.4f} → {losses[1]:.4f}。")
+    hint = ("两步之后权重一点没变：梯度算出来以后，谁来更新权重？" if all(map(torch.equal, yours.parameters(), model.parameters()))
+            else f"第一步后就和参考差 {gaps[0]:.1e}：损失该是哪两样东西的均方误差？" if gaps[0] > 1e-6
+            else f"第一步对了，第二步却差 {gaps[1]:.1e}：上一步的梯度还留着，加到了这一步上。" if gaps[1] > 1e-6 else "")
+    return Feedback("wrong", hint) if hint else Feedback("correct", f"两步后与参考{'逐位相同' if max(gaps) == 0 else f'最多差 {max(gaps):.1e}'}"
+                                                         f"；你返回的第二步损失 {float(torch.as_tensor(loss).detach()):.4f}。")
