@@ -34,3 +34,59 @@ def attempt(fn, *args):
     if result is ... or result is None:
         return None, Feedback("not attempted", "把上面代码里的 `...` 换成你的代码，再运行这两格。")
     return result, None
+
+
+# notebooks 01-03
+import copy  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def check_feature(feature, x_train, y_train, x_test, y_test, reference):
+    """01: the line ``a·t + b`` on one column ``t = feature(x)``, within 20% of ``reference`` (held-out MSE)?"""
+    t_train, fail = attempt(feature, x_train)
+    t_train, t_test = (None, None) if fail else (np.asarray(t_train, float), np.asarray(feature(x_test), float))
+    if fail or t_train.shape not in ((len(x_train),), (len(x_train), 1)):
+        return fail or Feedback("wrong", f"`feature(x)` 应给每个 x 一个数：{len(x_train)} 个点要形状 "
+                                f"({len(x_train)},)，你的是 {t_train.shape}。")
+    fit = lambda a, b: float(np.mean((np.polyval(np.polyfit(a.ravel(), y_train, 1), b.ravel()) - y_test) ** 2))
+    yours, line = fit(t_train, t_test), fit(x_train, x_test)
+    words = f"直线接在你的特征上，留出 MSE {yours:.4f}（方法二 {reference:.4f}，只用 x 的直线 {line:.4f}）"
+    if yours <= 1.2 * reference + 1e-9:
+        return Feedback("correct", words + "，与方法二相差不到 20%。")
+    return Feedback("wrong", words + ("：你的特征几乎没帮上忙。" if yours > 0.8 * line else "：有进步，但 y 里还有一部分它没表达出来。"))
+
+
+def check_decoder(make_decoder, k):
+    """02: ``make_decoder(k)`` turns codes [N, k] into images [N, 784] in (0, 1) with the article's layers?"""
+    from .models import AutoEncoder
+    layers = lambda net: " → ".join(f"Linear({m.in_features}, {m.out_features})" if isinstance(m, torch.nn.Linear)
+                                    else type(m).__name__ for m in net.modules() if not list(m.children()))
+    decoder, fail = attempt(make_decoder, k)
+    x_hat, fail = (None, fail) if fail else attempt(decoder, torch.rand(64, k) * 10)  # codes are >= 0
+    if fail or tuple(x_hat.shape) != (64, 784):
+        return fail or Feedback("wrong", f"64 个编码 [64, {k}] 应变成 [64, 784]，你的得到 {list(x_hat.shape)}。")
+    if x_hat.min() <= 0 or x_hat.max() >= 1:
+        return Feedback("wrong", f"输出有的落在 (0, 1) 之外（最小 {x_hat.min():.2f}，最大 {x_hat.max():.2f}）：最后少了什么？")
+    if layers(decoder) != layers(AutoEncoder(latent_dim=k).decoder):
+        return Feedback("wrong", f"形状和范围都对，层却和文章的解码器不同：你的是 {layers(decoder)}。")
+    return Feedback("correct", f"[64, {k}] → [64, 784]，值在 (0, 1) 之内，层与 `aelib.AutoEncoder({k}).decoder` "
+                    f"一致，共 {sum(p.numel() for p in decoder.parameters()):,} 个参数。")
+
+
+def check_training_step(training_step, model, x):
+    """03: two calls of ``training_step(model, optimizer, x)`` against two reference steps, on copies of ``model``."""
+    yours, reference = copy.deepcopy(model).train(), copy.deepcopy(model).train()
+    adams, gaps = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in (yours, reference)], []
+    for _ in range(2):  # twice: gradients left from the first step must not leak into the second
+        loss, fail = attempt(training_step, yours, adams[0], x)
+        if fail:
+            return fail
+        adams[1].zero_grad(), reference.loss(x).backward(), adams[1].step()
+        gaps.append(max((a - b).abs().max().item() for a, b in zip(yours.parameters(), reference.parameters())))
+    hint = ("两步之后权重一点没变：梯度算出来以后，谁来更新权重？" if all(map(torch.equal, yours.parameters(), model.parameters()))
+            else f"第一步后就和参考差 {gaps[0]:.1e}：损失该是哪两样东西的均方误差？" if gaps[0] > 1e-6
+            else f"第一步对了，第二步却差 {gaps[1]:.1e}：上一步的梯度还留着，加到了这一步上。" if gaps[1] > 1e-6 else "")
+    return Feedback("wrong", hint) if hint else Feedback("correct", f"两步后与参考{'逐位相同' if max(gaps) == 0 else f'最多差 {max(gaps):.1e}'}"
+                                                         f"；你返回的第二步损失 {float(torch.as_tensor(loss).detach()):.4f}。")
