@@ -22,17 +22,20 @@ MAX_PROSE_CHARS = 15_000
 MAX_CODE_CELLS = 80
 MAX_FIGURES_PER_NOTEBOOK = 4
 
-# the article's nine figures: (main-track notebook, the file its cell saves) for each
+# the article's six headings, and its pictures (by the article's file names; ae1.png is not
+# described in its text): (main-track notebook, the file its cell saves) for each
+ARTICLE_HEADINGS = ("从函数拟合的角度看机器学习", "为什么我们选择深度学习？", "分类模型到生成模型",
+                    "训练完成看看效果", "是否可以生成新的图片", "总结")
 ARTICLE_FIGURES = {
-    1: ("02", "02_classifier_diagram.png"),
-    2: ("02", "02_autoencoder_diagram.png"),
-    3: ("04", "04_reconstructions.png"),   # one figure, one row each:
-    4: ("04", "04_reconstructions.png"),   # test images, the reader's k,
-    5: ("04", "04_reconstructions.png"),   # the comparison k
-    6: ("05", "05_code_distributions.png"),
-    7: ("05", "05_scatter_first_two.png"),
-    8: ("06", "06_naive_samples.png"),
-    9: ("06", "06_naive_samples_large_k.png"),
+    "MLP.jpg": ("02", "02_classifier_diagram.png"),
+    "ae.webp": ("02", "02_autoencoder_diagram.png"),
+    "ae2.png": ("04", "04_reconstructions.png"),   # one figure, one row each:
+    "ae-3.png": ("04", "04_reconstructions.png"),  # test images, the reader's k,
+    "ae4.png": ("04", "04_reconstructions.png"),   # the comparison k
+    "ae5.png": ("05", "05_code_distributions.png"),
+    "ae6.png": ("05", "05_scatter_first_two.png"),
+    "ae7.png": ("06", "06_naive_samples.png"),
+    "ae8.png": ("06", "06_naive_samples_large_k.png"),
 }
 
 
@@ -87,17 +90,27 @@ def test_every_article_figure_is_drawn_in_the_main_track(number):
     prefix, filename = ARTICLE_FIGURES[number]
     path = next(p for p in MAIN if p.name.startswith(prefix))
     cells = [c for c in code_cells(load(path)) if f'"{filename}"' in source(c)]
-    assert cells, f"article Figure {number}: no cell of {path.name} saves {filename}"
-    assert any(figures(c) for c in cells), f"article Figure {number}: {path.name} shows no image"
+    assert cells, f"the article's {number}: no cell of {path.name} saves {filename}"
+    assert any(figures(c) for c in cells), f"the article's {number}: {path.name} shows no image"
 
 
 @pytest.mark.parametrize("path", MAIN, ids=lambda p: p.name)
 def test_main_notebook_states_time_goals_and_article_section(path):
     opening = source(load(path)["cells"][0])
     assert re.search(r"约\s*\d+\s*分钟", opening), "a time estimate (约 N 分钟) up top"
-    assert "文章第" in opening, "which part of the article it follows"
+    assert any(f"《{h}》" in opening for h in ARTICLE_HEADINGS), "which section of the article it follows, by heading"
     goals = re.findall(r"^\s*(?:\d+\.|[-*])\s+\S", opening, flags=re.M)
     assert 2 <= len(goals) <= 4, f"two to four things the reader will be able to do, found {len(goals)}"
+
+
+@pytest.mark.parametrize("path", MAIN + OPTIONAL, ids=lambda p: p.name)
+def test_article_cited_as_readers_hold_it(path):
+    # the article numbers neither its sections nor its pictures: cite headings and what a picture shows
+    prose = "\n".join(source(c) for c in load(path)["cells"] if c["cell_type"] == "markdown")
+    bad = re.findall(r"文章(?:的)?(?:第\s*[\d–-]+\s*节|图\s*\d+)|(?<![\w《])图\s*\d+", prose)
+    assert not bad, f"citations a reader cannot find in the article: {bad[:5]}"
+    headings = re.findall(r"文章(?:的)?《([^》]+)》", prose)
+    assert set(headings) <= set(ARTICLE_HEADINGS), f"not a heading of the article: {set(headings) - set(ARTICLE_HEADINGS)}"
 
 
 @pytest.mark.parametrize("path", OPTIONAL, ids=lambda p: p.name)
