@@ -4,7 +4,11 @@ answers in one of three states: not attempted (the stub still returns ``...`` or
 (with a hint that names what is off, never the answer). Checks compare with aelib's own
 reference computation, never with pasted numbers. Messages are Chinese: they speak to attendees."""
 
+import copy
 from dataclasses import dataclass
+
+import numpy as np
+import torch
 
 STATES = {"not attempted": "还没动手", "correct": "正确", "wrong": "还不对"}
 
@@ -37,11 +41,6 @@ def attempt(fn, *args):
 
 
 # notebooks 01-03
-import copy  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
 
 def check_feature(feature, x_train, y_train, x_test, y_test, reference):
     """01: the line ``a·t + b`` on one column ``t = feature(x)``, within 20% of ``reference`` (held-out MSE)?"""
@@ -90,3 +89,39 @@ def check_training_step(training_step, model, x):
             else f"第一步对了，第二步却差 {gaps[1]:.1e}：上一步的梯度还留着，加到了这一步上。" if gaps[1] > 1e-6 else "")
     return Feedback("wrong", hint) if hint else Feedback("correct", f"两步后与参考{'逐位相同' if max(gaps) == 0 else f'最多差 {max(gaps):.1e}'}"
                                                          f"；你返回的第二步损失 {float(torch.as_tensor(loss).detach()):.4f}。")
+
+
+
+# notebooks 04-05
+def check_worst_images(fn, model, images, n: int) -> Feedback:
+    """04: ``fn(model, images, n)`` -> indices of the ``n`` images with the largest per-image MSE (any order)."""
+    from .latent import reconstruction_errors
+    result, feedback = attempt(fn, model, images, n)
+    got, feedback = (None, feedback) if feedback else attempt(torch.as_tensor, result)
+    errors = reconstruction_errors(model, images)
+    if feedback or got.shape != (n,) or got.is_floating_point() or not ((got >= 0) & (got < len(errors))).all():
+        return feedback or Feedback("wrong", f"要 {n} 个小于 {len(errors)} 的整数下标，你返回的是形状 {tuple(got.shape)} 的 "
+                                    f"`{got.dtype}`" + ("：误差要每张图一个数，对它的 784 个像素求平均。"
+                                    if got.ndim == 2 or (got.numel() and got.max() >= len(errors)) else "。"))
+    mine = errors[got.long()].sort(descending=True).values
+    if mine.allclose(errors.topk(n).values):
+        return Feedback("correct", f"这 {n} 张的平均误差是全部 {len(errors):,} 张平均的 {mine.mean() / errors.mean():.1f} 倍。")
+    return Feedback("wrong", "这是重建得**最好**的几张：排序方向反了。" if mine.flip(0).allclose(errors.topk(n, largest=False).values)
+                    else "这些图的误差不是最大的那几个：每张图的误差是它 784 个像素平方差的平均。")
+
+
+def check_dead_dims(fn, codes) -> Feedback:
+    """05: ``fn(codes)`` -> the dead dimensions of ``codes [N, k]`` (> 0 in under 1% of rows), like ``latent.dead_dims``."""
+    from .latent import dead_dims
+    result, feedback = attempt(fn, codes)
+    got, feedback = (None, feedback) if feedback else attempt(torch.as_tensor, result)
+    if feedback or got.ndim != 1 or got.dtype == torch.bool or (got.is_floating_point() and got.numel() > 0):
+        return feedback or Feedback("wrong", "你返回的是一个数，像是死维度的**个数**；要的是它们的**编号**（比如一个列表）。" if got.ndim == 0
+                                    else f"要的是死维度的编号（整数），你返回的是形状 {tuple(got.shape)} 的 `{got.dtype}`。")
+    got, want, k = sorted(set(got.tolist())), dead_dims(codes, rule="relu"), codes.shape[1]
+    if got == want:
+        return Feedback("correct", f"这组 {k} 维编码里" + (f"有 {len(want)} 个死维度：第 {'、'.join(map(str, want))} 维。" if want else "没有死维度。"))
+    return Feedback("wrong", "编号差了 1：维度从 0 数起。" if want and got == [d + 1 for d in want] else
+                    f"编号要小于 {k}：每个维度算一个比例（对图像那一维求平均）。" if max(got, default=0) >= k or min(got, default=0) < 0 else
+                    ("有活维度被你算成了死维度" if set(got) - set(want) else "漏掉了死维度")
+                    + "：规则看的是取值 > 0 的图像占多少（不到 1% 才算死），不是均值接近不接近 0。")
