@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_params import assignments, check_names, parameters_cell, parse_settings, set_parameters  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CLASSIFIER = ("classifier", {"epochs": 3})  # the digit reader of 06-10; not tied to SEED
+CLASSIFIER = ("classifier", {"epochs": 3})  # the digit reader of 04 and 06-10; not tied to SEED
 
 
 def ae(p: dict, k: int | None = None, seed: int | None = None, kind: str = "ae", **settings) -> tuple[str, dict]:
@@ -47,7 +47,7 @@ MODELS = {
     "01_function_fitting": lambda p: [],
     "02_autoencoder_model": lambda p: [],
     "03_training": lambda p: [ae(p)],
-    "04_reconstruction": lambda p: [ae(p), ae(p, compare_dim(p))],
+    "04_reconstruction": lambda p: [ae(p), ae(p, compare_dim(p)), CLASSIFIER],
     "05_latent_distribution": lambda p: [ae(p)],
     "06_naive_sampling": lambda p: [CLASSIFIER] + [ae(p, k) for k in sorted({*p["K_VALUES"], p["LATENT_DIM"], large_dim(p)})],
     "07_yardstick": lambda p: [CLASSIFIER] + [ae(p, k) for k in sorted({*p["K_VALUES"], p["LATENT_DIM"]})],
