@@ -1,7 +1,6 @@
-"""aelib: the plumbing behind the autoencoder notebooks (the models and the loop are read in
-notebooks 02 and 03). Core: ``mnist`` (the data), ``models``, ``training`` (the loop), ``cache``
-(trained models on disk); topics: ``latent``, ``sampling``, ``metrics``, ``plots``.
-Importing aelib sets torch's CPU threads (``configure_threads``)."""
+"""aelib: the plumbing behind the autoencoder notebooks (the models and the loop are read in notebooks 02 and 03).
+Core: ``mnist`` (the data), ``models``, ``training`` (the loop), ``cache`` (trained models on disk); topics:
+``latent``, ``sampling``, ``metrics``, ``plots``. Importing aelib sets torch's CPU threads (``configure_threads``)."""
 
 from . import latent, metrics, plots, sampling
 from .cache import (CacheMissError, CheckpointError, CorruptCheckpointError, load_checkpoint, save_checkpoint,
