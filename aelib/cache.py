@@ -8,7 +8,7 @@ import pickle
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -108,25 +108,19 @@ def _cached_history(path: Path, model: nn.Module, hparams: dict, verbose: bool) 
     return payload["history"]
 
 
-@contextmanager
 def _training_lock(path: Path, verbose: bool):
-    """Hold a lock beside ``path`` while its model is trained (another process asking for it waits, then
-    loads it); yields why nothing can be written there, or None."""
+    """A lock beside ``path``, taken now and held in a ``with`` block while its model is trained (another process
+    asking for it waits, then loads it); no lock where the folder cannot be written (saving there says why)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path.parent / f".{path.name}.lock")
-        lock.acquire(timeout=0)
+        return lock.acquire(timeout=0)  # released when the with block ends
     except Timeout:  # caught before OSError, which it is
         if verbose:
             print(f"Waiting: another process is training {path.name}", flush=True)
-        lock.acquire()
-    except OSError as exc:
-        yield f"{type(exc).__name__}: {exc}"
-        return
-    try:
-        yield None
-    finally:
-        lock.release()
+        return lock.acquire()
+    except OSError:
+        return nullcontext()
 
 
 def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size: int = 128, lr: float = 1e-3,
@@ -150,7 +144,7 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
         shared = env_folder(SHARED_CHECKPOINT_ENV_VAR, None)
         if shared and not retrain and (history := _cached_history(shared / path.name, model, hparams, verbose)):
             return model.to(device).eval(), history
-        with _training_lock(path, verbose) as unwritable:
+        with _training_lock(path, verbose):
             if not retrain and (history := _cached_history(path, model, hparams, verbose)):
                 return model.to(device).eval(), history
             if cache_only_mode(cache_only):
@@ -160,15 +154,13 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
             (images, labels), (test_images, test_labels) = load_mnist(train=True), load_mnist(train=False)
             history = train(model, images, labels, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
                             test_images=test_images, test_labels=test_labels, verbose=verbose)
-            if not unwritable:
-                try:
-                    save_checkpoint(path, model, hparams, history)
-                except (OSError, RuntimeError) as exc:  # a full disk, ...
-                    unwritable = f"{type(exc).__name__}: {exc}"
-            if unwritable:
+            try:
+                save_checkpoint(path, model, hparams, history)
+            except (OSError, RuntimeError) as exc:  # a folder that cannot be written, a full disk, ...
                 warnings.warn(f"The trained model was not saved: cannot write to the cache folder {path.parent} "
-                              f"({unwritable}). It is yours for this session only; set {CHECKPOINT_ENV_VAR} (or "
-                              f"pass cache_dir=...) to a folder you can write, and it is kept.", stacklevel=2)
+                              f"({type(exc).__name__}: {exc}). It is yours for this session only; set "
+                              f"{CHECKPOINT_ENV_VAR} (or pass cache_dir=...) to a folder you can write, and it is "
+                              f"kept.", stacklevel=2)
     return model.eval(), history
 
 
@@ -199,7 +191,6 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
                 raise
             missing[i] = miss.args[1].name
     if len(missing) > 1:
-        load_mnist(train=True), load_mnist(train=False)  # extracted once, before the workers read it
         print(f"Training {len(missing)} models, {min(processes, len(missing))} at a time ...", flush=True)
         pool = ProcessPoolExecutor(min(processes, len(missing)), mp_context=multiprocessing.get_context("spawn"),
                                    initializer=configure_threads, initargs=(1,))
@@ -208,12 +199,11 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
             for future in as_completed(futures):
                 try:
                     pickled, messages = future.result()
-                except BrokenProcessPool as exc:  # a worker died; which one is unknown
-                    unfinished = ", ".join(name for i, name in missing.items() if results[i] is None)
-                    raise RuntimeError(f"A worker process died while training {unfinished} ({exc}); "
-                                       f"processes=1 trains here.") from exc
-                except Exception as exc:
-                    raise RuntimeError(f"Training {missing[futures[future]]} failed in a worker process "
+                except Exception as exc:  # the worker failed, or one died (which one is then unknown)
+                    names = [missing[futures[future]]]
+                    if isinstance(exc, BrokenProcessPool):
+                        names = [name for i, name in missing.items() if results[i] is None]
+                    raise RuntimeError(f"Training {', '.join(names)} failed in a worker process "
                                        f"({type(exc).__name__}: {exc}); processes=1 trains here.") from exc
                 for message in messages:
                     warnings.warn(message, stacklevel=2)

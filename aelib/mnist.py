@@ -37,10 +37,7 @@ def _extract(root: Path) -> None:
     raw = root / "MNIST" / "raw"
     with tempfile.TemporaryDirectory(dir=root, prefix=".MNIST-") as staging:
         staged = Path(staging) / "MNIST" / "raw"
-        staged.mkdir(parents=True)
-        for name in MNIST_FILES:
-            if (raw / name).is_file():
-                shutil.copyfile(raw / name, staged / name)
+        shutil.copytree(raw, staged, ignore=shutil.ignore_patterns(".*"))  # the .gz files there, not the lock
         MNIST(staging, download=True)
         for file in staged.iterdir():
             os.replace(file, raw / file.name)
