@@ -1,9 +1,8 @@
-"""aelib: the plumbing behind the autoencoder notebooks (the models and the loop are read in
-notebooks 02 and 03). Core: ``mnist`` (the data), ``models``, ``training`` (the loop), ``cache``
-(trained models on disk); topics: ``latent``, ``sampling``, ``metrics``, ``plots``.
-Importing aelib sets torch's CPU threads (``configure_threads``)."""
+"""aelib: the plumbing behind the autoencoder notebooks (the models and the loop are read in notebooks 02 and 03).
+Core: ``mnist`` (the data), ``models``, ``training`` (the loop), ``cache`` (trained models on disk); topics:
+``latent``, ``sampling``, ``metrics``, ``plots``. Importing aelib sets torch's CPU threads (``configure_threads``)."""
 
-from . import latent, metrics, plots, sampling
+from . import exercises, latent, metrics, plots, sampling
 from .cache import (CacheMissError, CheckpointError, CorruptCheckpointError, load_checkpoint, save_checkpoint,
                     train_or_load, train_or_load_many)
 from .mnist import DATA_ENV_VAR, MNISTUnavailableError, data_root, load_mnist

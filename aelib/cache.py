@@ -8,7 +8,7 @@ import pickle
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from .training import History, configure_threads, default_num_threads, pick_devi
 
 CHECKPOINT_ENV_VAR, SHARED_CHECKPOINT_ENV_VAR = "AELIB_CHECKPOINT_DIR", "AELIB_SHARED_CHECKPOINT_DIR"
 CACHE_ONLY_ENV_VAR, CHECKPOINT_FORMAT = "AELIB_CACHE_ONLY", 2
+KINDS = {cls: kind for kind, cls in MODELS.items()}  # AutoEncoder -> "ae", the name a checkpoint stores
 
 
 class CheckpointError(RuntimeError):
@@ -41,28 +42,19 @@ class CacheMissError(RuntimeError):
         return self.args[0]
 
 
-def checkpoint_dir(path: str | os.PathLike | None = None) -> Path:
-    """The argument, else ``$AELIB_CHECKPOINT_DIR`` (relative: to the repository), else ``<repo>/checkpoints``."""
-    return env_folder(CHECKPOINT_ENV_VAR, "checkpoints", path)
-
-
 def cache_only_mode(flag: bool | None = None) -> bool:
-    """``flag``, else whether ``$AELIB_CACHE_ONLY`` is 1 (unset or 0: a model in no cache is trained)."""
+    if flag is not None:
+        return bool(flag)
     value = os.environ.get(CACHE_ONLY_ENV_VAR, "").strip() or "0"
-    if flag is None and value not in ("0", "1"):
+    if value not in ("0", "1"):
         raise ValueError(f"{CACHE_ONLY_ENV_VAR}={value!r}: set it to 1 (a model in no cache is an error) or 0")
-    return value == "1" if flag is None else bool(flag)
-
-
-def model_kind(model: nn.Module) -> str:
-    """The key of ``model``'s class in :data:`aelib.models.MODELS` (``"ae"``, ...), else its class name."""
-    return next((kind for kind, cls in MODELS.items() if type(model) is cls), type(model).__name__)
+    return value == "1"
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, history: History) -> Path:
     """Write weights, settings (``hparams``) and history atomically (temp file, then rename)."""
-    payload = {"format": CHECKPOINT_FORMAT, "kind": model_kind(model), "hparams": dict(hparams),
-               "history": {key: list(values) for key, values in history.items()},
+    payload = {"format": CHECKPOINT_FORMAT, "kind": KINDS.get(type(model), type(model).__name__),
+               "hparams": dict(hparams), "history": {key: list(values) for key, values in history.items()},
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -82,14 +74,15 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, hpa
         raise CheckpointError(f"The checkpoint {path} cannot be read ({type(exc).__name__}: {exc}). Make it "
                               f"readable for this user, or move it away.") from exc
     except Exception as exc:
-        reason = {pickle.UnpicklingError: "torch.load(weights_only=True) refuses its content",
-                  EOFError: "the file is empty or cut short"}.get(type(exc), f"{type(exc).__name__}: {exc}".splitlines()[0])
+        reasons = {pickle.UnpicklingError: "torch.load(weights_only=True) refuses its content",
+                   EOFError: "the file is empty or cut short"}
+        reason = reasons.get(type(exc), f"{type(exc).__name__}: {exc}".splitlines()[0])
         raise CorruptCheckpointError(f"The checkpoint {path} is corrupt or not an aelib checkpoint ({reason}). "
                                      f"Delete it (or pass retrain=True) and it will be trained again.") from exc
     if model is not None:
-        if payload["kind"] not in (model_kind(model), type(model).__name__):  # older: the class name
-            raise CheckpointError(f"The checkpoint {path} holds a {payload['kind']!r} model, not a "
-                                  f"{model_kind(model)!r} one.")
+        kind = KINDS.get(type(model), type(model).__name__)
+        if payload["kind"] not in (kind, type(model).__name__):  # older files store the class name
+            raise CheckpointError(f"The checkpoint {path} holds a {payload['kind']!r} model, not a {kind!r}.")
         wanted = hparams or model_args(model)
         if (saved := {k: payload["hparams"].get(k) for k in wanted}) != wanted:
             raise CheckpointError(f"The checkpoint {path} was trained with {saved}, but the model has {wanted}. "
@@ -99,11 +92,6 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, hpa
         except RuntimeError as exc:
             raise CheckpointError(f"The weights in {path} do not fit the model: {exc}") from exc
     return payload
-
-
-def checkpoint_name(kind: str, hparams: dict) -> str:
-    """The cache file of a model: its kind and every setting, ``ae_latent_dim=8_..._seed=0.pt``."""
-    return kind + "_" + "_".join(f"{k}={v}" for k, v in hparams.items()).replace(" ", "") + ".pt"
 
 
 def _cached_history(path: Path, model: nn.Module, hparams: dict, verbose: bool) -> History | None:
@@ -120,26 +108,19 @@ def _cached_history(path: Path, model: nn.Module, hparams: dict, verbose: bool) 
     return payload["history"]
 
 
-@contextmanager
 def _training_lock(path: Path, verbose: bool):
-    """Hold a lock beside ``path`` while its model is trained (another process asking for it waits, then
-    loads it); yields why nothing can be written there, or None."""
+    """A lock beside ``path``, taken now and held in a ``with`` block while its model is trained (another process
+    asking for it waits, then loads it); no lock where the folder cannot be written (saving there says why)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(path.parent / f".{path.name}.lock")
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if verbose:
-                print(f"Waiting: another process is training {path.name}", flush=True)
-            lock.acquire()
-    except OSError as exc:
-        yield f"{type(exc).__name__}: {exc}"
-        return
-    try:
-        yield None
-    finally:
-        lock.release()
+        return lock.acquire(timeout=0)  # released when the with block ends
+    except Timeout:  # caught before OSError, which it is
+        if verbose:
+            print(f"Waiting: another process is training {path.name}", flush=True)
+        return lock.acquire()
+    except OSError:
+        return nullcontext()
 
 
 def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size: int = 128, lr: float = 1e-3,
@@ -158,11 +139,12 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
         model = MODELS[kind](**model_kwargs)
         hparams = {**model_args(model), "epochs": whole_number("epochs", epochs),
                    "batch_size": whole_number("batch_size", batch_size), "lr": float(lr), "seed": seed}
-        path = checkpoint_dir(cache_dir) / checkpoint_name(kind, hparams)
+        settings = "_".join(f"{k}={v}" for k, v in hparams.items()).replace(" ", "")
+        path = env_folder(CHECKPOINT_ENV_VAR, "checkpoints", cache_dir) / f"{kind}_{settings}.pt"  # ae_latent_dim=8_...
         shared = env_folder(SHARED_CHECKPOINT_ENV_VAR, None)
         if shared and not retrain and (history := _cached_history(shared / path.name, model, hparams, verbose)):
             return model.to(device).eval(), history
-        with _training_lock(path, verbose) as unwritable:
+        with _training_lock(path, verbose):
             if not retrain and (history := _cached_history(path, model, hparams, verbose)):
                 return model.to(device).eval(), history
             if cache_only_mode(cache_only):
@@ -172,15 +154,13 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
             (images, labels), (test_images, test_labels) = load_mnist(train=True), load_mnist(train=False)
             history = train(model, images, labels, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
                             test_images=test_images, test_labels=test_labels, verbose=verbose)
-            if not unwritable:
-                try:
-                    save_checkpoint(path, model, hparams, history)
-                except (OSError, RuntimeError) as exc:  # a full disk, ...
-                    unwritable = f"{type(exc).__name__}: {exc}"
-            if unwritable:
+            try:
+                save_checkpoint(path, model, hparams, history)
+            except (OSError, RuntimeError) as exc:  # a folder that cannot be written, a full disk, ...
                 warnings.warn(f"The trained model was not saved: cannot write to the cache folder {path.parent} "
-                              f"({unwritable}). It is yours for this session only; set {CHECKPOINT_ENV_VAR} (or "
-                              f"pass cache_dir=...) to a folder you can write, and it is kept.", stacklevel=2)
+                              f"({type(exc).__name__}: {exc}). It is yours for this session only; set "
+                              f"{CHECKPOINT_ENV_VAR} (or pass cache_dir=...) to a folder you can write, and it is "
+                              f"kept.", stacklevel=2)
     return model.eval(), history
 
 
@@ -197,10 +177,13 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
     side in ``processes`` one-thread workers (default: the usable CPUs over the default threads, at most 4,
     so a 2-core laptop trains two at a time; 1 with CUDA). A failing worker stops the rest, naming its model."""
     jobs = [(kind, dict(kwargs)) for kind, kwargs in jobs]
-    processes = whole_number("processes", processes if processes is not None else 1 if torch.cuda.is_available()
-                             else min(4, max(1, cpu_count() // default_num_threads())))
+    if processes is None:
+        processes = 1 if torch.cuda.is_available() else min(4, max(1, cpu_count() // default_num_threads()))
+    processes = whole_number("processes", processes)
+    if processes == 1:
+        return [train_or_load(kind, **kwargs) for kind, kwargs in jobs]
     results, missing = [None] * len(jobs), {}  # missing: job index -> cache file
-    for i, (kind, kwargs) in enumerate(jobs if processes > 1 else []):
+    for i, (kind, kwargs) in enumerate(jobs):
         try:
             results[i] = train_or_load(kind, **{**kwargs, "cache_only": True})
         except CacheMissError as miss:
@@ -208,7 +191,6 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
                 raise
             missing[i] = miss.args[1].name
     if len(missing) > 1:
-        load_mnist(train=True), load_mnist(train=False)  # extracted once, before the workers read it
         print(f"Training {len(missing)} models, {min(processes, len(missing))} at a time ...", flush=True)
         pool = ProcessPoolExecutor(min(processes, len(missing)), mp_context=multiprocessing.get_context("spawn"),
                                    initializer=configure_threads, initargs=(1,))
@@ -217,10 +199,12 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
             for future in as_completed(futures):
                 try:
                     pickled, messages = future.result()
-                except Exception as exc:  # a worker died (BrokenProcessPool: which one is unknown), or failed
-                    names = [n for i, n in missing.items() if results[i] is None and isinstance(exc, BrokenProcessPool)]
-                    raise RuntimeError(f"Training {', '.join(names) or missing[futures[future]]} failed in a worker "
-                                       f"process ({type(exc).__name__}: {exc}); processes=1 trains here.") from exc
+                except Exception as exc:  # the worker failed, or one died (which one is then unknown)
+                    names = [missing[futures[future]]]
+                    if isinstance(exc, BrokenProcessPool):
+                        names = [name for i, name in missing.items() if results[i] is None]
+                    raise RuntimeError(f"Training {', '.join(names)} failed in a worker process "
+                                       f"({type(exc).__name__}: {exc}); processes=1 trains here.") from exc
                 for message in messages:
                     warnings.warn(message, stacklevel=2)
                 model, history = pickle.loads(pickled)

@@ -14,9 +14,8 @@ def project_root() -> Path:
 
 
 def env_folder(env_var: str, default: str | None, given: str | os.PathLike | None = None) -> Path | None:
-    """``given``, else ``$env_var``, else ``default`` (None: no folder). A relative variable or default
-    is read against the repository, so ``make`` (run at the top) and a notebook (run in ``notebooks/``)
-    find the same folder."""
+    """``given``, else ``$env_var``, else ``default`` (None: no folder). A relative variable or default is read against
+    the repository, so ``make`` (run at the top) and a notebook (run in ``notebooks/``) find the same folder."""
     if given:
         return Path(given).expanduser()
     value = os.environ.get(env_var, "").strip() or default

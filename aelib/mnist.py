@@ -23,7 +23,6 @@ class MNISTUnavailableError(RuntimeError):
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The argument, else ``$AELIB_DATA_DIR`` (relative: to the repository), else ``<repo>/data``."""
     return env_folder(DATA_ENV_VAR, "data", root).resolve()
 
 
@@ -38,10 +37,7 @@ def _extract(root: Path) -> None:
     raw = root / "MNIST" / "raw"
     with tempfile.TemporaryDirectory(dir=root, prefix=".MNIST-") as staging:
         staged = Path(staging) / "MNIST" / "raw"
-        staged.mkdir(parents=True)
-        for name in MNIST_FILES:
-            if (raw / name).is_file():
-                shutil.copyfile(raw / name, staged / name)
+        shutil.copytree(raw, staged, ignore=shutil.ignore_patterns(".*"))  # the .gz files there, not the lock
         MNIST(staging, download=True)
         for file in staged.iterdir():
             os.replace(file, raw / file.name)
@@ -66,13 +62,14 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tup
         if tuple(dataset.data.shape) != expected:
             raise ValueError(f"images have shape {tuple(dataset.data.shape)}, expected {expected}")
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
-        reason = f"{type(exc).__name__}: {exc}".strip()
-        if damaged := [str(raw / n) for n, md5 in MNIST.resources if (raw / n).is_file() and not check_md5(raw / n, md5)]:
-            reason = f"MD5 checksum does not match: {', '.join(damaged)}. {reason}"
+        damaged = [str(raw / name) for name, md5 in MNIST.resources
+                   if (raw / name).is_file() and not check_md5(raw / name, md5)]
         files = "\n".join(f"    {raw / name}" for name in MNIST_FILES)
         raise MNISTUnavailableError(
-            f"Could not load MNIST from the data root {path} ({reason}).\nEither allow the download (network access), "
-            f"or put the four official files here (a corrupt one: delete it and its extract without .gz):\n{files}\n"
+            f"Could not load MNIST from the data root {path} ({type(exc).__name__}: {exc}).\n"
+            f"Files whose MD5 checksum does not match: {', '.join(damaged) or 'none'}.\n"
+            f"Either allow the download (network access), or put the four official files here "
+            f"(a corrupt one: delete it and its extract without .gz):\n{files}\n"
             f"To use another folder, set {DATA_ENV_VAR}=/path/to/root (the folder that contains MNIST/raw).") from exc
     images = dataset.data.reshape(len(dataset.data), IMAGE_PIXELS).float().div_(255.0)
     return images, dataset.targets.long()

@@ -59,9 +59,7 @@ class _Coder(nn.Module):
 
 
 class AutoEncoder(_Coder):
-    """Encoder ``Linear(784, 256) -> ReLU -> Linear(256, k) [-> ReLU]``; decoder
-    ``Linear(k, 256) -> ReLU -> Linear(256, 784) -> Sigmoid``. ``code_activation="relu"``
-    is the article's model; ``None`` leaves the code linear (it may be negative)."""
+    """The article's model (``code_activation="relu"``); ``None`` leaves the code linear (it may be negative)."""
 
     def __init__(self, latent_dim: int = 8, hidden_dim: int = 256, code_activation: str | None = "relu") -> None:
         super().__init__()
@@ -78,8 +76,7 @@ class AutoEncoder(_Coder):
 
 
 class LinearAutoEncoder(_Coder):
-    """``Linear(784, k)`` then ``Linear(k, 784)``: no activation anywhere, trained with MSE.
-    Its best solution spans the same subspace as PCA's first k components."""
+    """No activation anywhere, trained with MSE: its best solution spans the subspace of PCA's first k components."""
 
     def __init__(self, latent_dim: int = 8) -> None:
         super().__init__()
@@ -126,15 +123,16 @@ class VAE(_Coder):
 
 
 class DigitClassifier(nn.Module):
-    """Conv(1->16) -> pool -> Conv(16->32) -> pool -> Linear(1568, 128) -> Linear(128, 10).
-    ``features(x)`` gives the 128 activations before the last layer."""
+    """The yardstick: a small CNN; ``features(x)`` gives the activations before the last layer."""
 
     def __init__(self, channels: int = 16, feature_dim: int = 128, dropout: float = 0.25) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.channels, self.feature_dim = _size("channels", channels, 512, 16), _size("feature_dim", feature_dim, 4096, 128)
-        self.dropout, c = float(dropout), self.channels
+        self.channels = _size("channels", channels, 512, 16)
+        self.feature_dim = _size("feature_dim", feature_dim, 4096, 128)
+        self.dropout = float(dropout)
+        c = self.channels
         self.body = nn.Sequential(
             nn.Conv2d(1, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 14
             nn.Conv2d(c, 2 * c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # -> 7
@@ -146,11 +144,9 @@ class DigitClassifier(nn.Module):
         return self.body(flat_images(x).reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images -> logits ``[N, 10]``."""
-        return self.head(self.features(x))
+        return self.head(self.features(x))  # logits [N, 10]
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Cross-entropy of the logits against the labels ``y``."""
         if y is None:
             raise ValueError("a classifier is trained on labels: pass labels=... to train()")
         return F.cross_entropy(self(x), y)

@@ -27,18 +27,17 @@ ARTICLE_LOSSES: dict[int, list[float]] = {  # mean training MSE per pixel in epo
 def default_num_threads() -> int:
     """``$AELIB_NUM_THREADS`` (a bad value: a warning), else half the CPUs this process may use (its
     cgroup quota and affinity, as on a JupyterHub), from 1 to 4: more threads wait for each other."""
-    default = min(4, max(1, cpu_count() // 2))
     value = os.environ.get(THREADS_ENV_VAR, "").strip()
+    if value.isascii() and value.isdigit() and int(value) >= 1:
+        return int(value)
+    default = min(4, max(1, cpu_count() // 2))
     if value:
-        if value.isascii() and value.isdigit() and int(value) >= 1:
-            return int(value)
         warnings.warn(f"{THREADS_ENV_VAR}={value!r} is not a whole number >= 1; using {default} "
                       f"threads (unset it, or set e.g. {THREADS_ENV_VAR}=2)", stacklevel=2)
     return default
 
 
 def configure_threads(num_threads: int | None = None) -> int:
-    """Set torch's intra-op CPU threads (default: :func:`default_num_threads`)."""
     num_threads = whole_number("num_threads", default_num_threads() if num_threads is None else num_threads)
     torch.set_num_threads(num_threads)
     return num_threads
@@ -46,7 +45,7 @@ def configure_threads(num_threads: int | None = None) -> int:
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The given device; ``None`` picks CUDA if available, else Apple MPS, else the CPU."""
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    mps = torch.backends.mps.is_available()
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     try:
@@ -61,7 +60,6 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch's global generators (all devices)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -18,8 +18,8 @@ from torch import nn
 
 from aelib import VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder, cache
 from aelib.cache import (CACHE_ONLY_ENV_VAR, CHECKPOINT_ENV_VAR, SHARED_CHECKPOINT_ENV_VAR, CacheMissError,
-                         CheckpointError, CorruptCheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint,
-                         train_or_load, train_or_load_many)
+                         CheckpointError, CorruptCheckpointError, load_checkpoint, save_checkpoint, train_or_load,
+                         train_or_load_many)
 from aelib.files import project_root
 from aelib.models import MODELS, model_args
 
@@ -108,13 +108,14 @@ def test_a_missing_file_is_a_checkpoint_error(tmp_path):
         load_checkpoint(tmp_path / "nothing.pt")
 
 
-def test_a_relative_cache_variable_is_the_same_folder_from_the_repository_and_from_notebooks(monkeypatch):
-    monkeypatch.setenv(CHECKPOINT_ENV_VAR, "my-cache")
-    folders = set()
+def test_a_relative_cache_variable_is_the_same_folder_from_the_repository_and_from_notebooks(monkeypatch, tmp_path):
+    monkeypatch.setenv(CHECKPOINT_ENV_VAR, os.path.relpath(tmp_path / "my-cache", project_root()))
+    monkeypatch.setenv(CACHE_ONLY_ENV_VAR, "1")  # the miss names the folder it looked in
     for here in (project_root(), project_root() / "notebooks"):
         monkeypatch.chdir(here)
-        folders.add(checkpoint_dir())
-    assert folders == {project_root() / "my-cache"}
+        with pytest.raises(CacheMissError) as info:
+            train_or_load("ae", epochs=1, verbose=False, **SMALL["ae"])
+        assert info.value.args[1].parent.resolve() == (tmp_path / "my-cache").resolve()
 
 
 # ---------------------------------------------------------------------- train_or_load
