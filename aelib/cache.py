@@ -192,6 +192,7 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
             missing[i] = miss.args[1].name
     if len(missing) > 1:
         print(f"Training {len(missing)} models, {min(processes, len(missing))} at a time ...", flush=True)
+        load_mnist(train=True), load_mnist(train=False)  # MNIST is extracted here once, before any worker starts
         pool = ProcessPoolExecutor(min(processes, len(missing)), mp_context=multiprocessing.get_context("spawn"),
                                    initializer=configure_threads, initargs=(1,))
         futures = {pool.submit(_train_in_worker, *jobs[i]): i for i in missing}

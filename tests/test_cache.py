@@ -361,6 +361,21 @@ def test_train_or_load_many_in_cache_only_mode_raises_before_starting_workers(tm
         train_or_load_many([("ae", dict(cache_dir=tmp_path, seed=s, **TINY)) for s in (1, 2)], processes=2)
 
 
+def test_train_or_load_many_extracts_mnist_once_before_starting_workers(tmp_path, monkeypatch):
+    """Workers extracting one fresh data root at once raced (issue 18): the parent loads MNIST first."""
+    events = []
+    monkeypatch.setattr(cache, "load_mnist", lambda train=True, root=None: events.append(f"mnist {train}"))
+
+    def no_pool(*args, **kwargs):
+        events.append("pool")
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cache, "ProcessPoolExecutor", no_pool)
+    with pytest.raises(RuntimeError, match="stop here"):
+        train_or_load_many([("ae", dict(cache_dir=tmp_path, seed=s, **TINY)) for s in (1, 2)], processes=2)
+    assert events == ["mnist True", "mnist False", "pool"]
+
+
 def test_train_or_load_many_runs_several_workers_only_where_cpus_allow(monkeypatch, tmp_path, small_mnist):
     """One usable CPU (a hub's quota on a big host): the models are trained one at a time, here."""
     monkeypatch.setattr(cache, "cpu_count", lambda: 1)
