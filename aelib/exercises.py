@@ -91,7 +91,6 @@ def check_training_step(training_step, model, x):
                                                          f"；你返回的第二步损失 {float(torch.as_tensor(loss).detach()):.4f}。")
 
 
-
 # notebooks 04-05
 def check_worst_images(fn, model, images, n: int) -> Feedback:
     """04: ``fn(model, images, n)`` -> indices of the ``n`` images with the largest per-image MSE (any order)."""
@@ -125,3 +124,21 @@ def check_dead_dims(fn, codes) -> Feedback:
                     f"编号要小于 {k}：每个维度算一个比例（对图像那一维求平均）。" if max(got, default=0) >= k or min(got, default=0) < 0 else
                     ("有活维度被你算成了死维度" if set(got) - set(want) else "漏掉了死维度")
                     + "：规则看的是取值 > 0 的图像占多少（不到 1% 才算死），不是均值接近不接近 0。")
+
+
+# notebook 06
+def check_naive_sampler(fn, model, clf, dead, mean: float, std: float, n: int = 2000) -> Feedback:
+    """06: ``fn(n, dead, k, mean, std)`` vs ``sampling.naive_sample``: shape, dead dims 0, live mean and std within 0.1 std."""
+    from . import latent, metrics, sampling
+    k, dead = model.latent_dim, sorted(dead)
+    (z, feedback), live = attempt(fn, n, dead, k, mean, std), [i for i in range(k) if i not in dead]
+    if feedback or tuple(getattr(z, "shape", ())) != (n, k):
+        return feedback or Feedback("wrong", f"z 应是形状为 [n, k] 即 [{n}, {k}] 的张量，你的是 {getattr(z, 'shape', type(z).__name__)}。")
+    ref, m, s, tol = sampling.naive_sample(n, dead, k, mean=mean, std=std)[:, live], z[:, live].mean(), z[:, live].std(), 0.1 * std + 1e-6
+    hints = [h for bad, h in (
+        ((z[:, dead] != 0).any(), f"第 {'、'.join(str(d) for d in dead if (z[:, d] != 0).any())} 维是死维度，应当恰好是 0" + "（你的 z 里一个 0 也没有）" * bool((z != 0).all()) + "。"),
+        (live and (z[:, live] == 0).all(0).any(), f"第 {'、'.join(str(d) for d in live if (z[:, d] == 0).all())} 维是活维度，不该全是 0。"),
+        (live and abs(s - ref.std()) > tol, f"活维度的标准差约 {s:.2f}，要求的 std 是 {std:g}" + "：像是把方差当成了标准差" * bool(abs(s - std**2) < tol) + "。"),
+        (live and abs(m - ref.mean()) > tol, f"活维度的均值约 {m:.2f}，要求的 mean 是 {mean:g}。")) if bad]
+    return Feedback("wrong", hints[0]) if hints else Feedback("correct", f"形状、死维度、均值和标准差都对。解码你的 {n:,} 个 z，分类器有把握"
+        f"（最高概率 > 0.9）认出其中 {(metrics.predict_proba(clf, latent.decode_codes(model, z)).max(dim=1).values > 0.9).float().mean():.0%}。")

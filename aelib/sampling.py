@@ -10,6 +10,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from .checks import whole_number
+from .latent import dead_dims
 
 ARTICLE_MEAN, ARTICLE_STD = 9.0, 2.0  # the article's N(9, 4): mean 9, variance 4
 SAMPLER_KINDS = ("naive", "diagonal", "full", "gmm")
@@ -43,6 +44,14 @@ def naive_sample(n: int, dead: Iterable[int], latent_dim: int, mean: float | Seq
     return codes
 
 
+def recipe_from_codes(codes: torch.Tensor) -> tuple[list[int], float, float]:
+    """The article's recipe read off a model's own ``codes`` ``[N, k]`` by numbers, not by eye:
+    ``(dead, mean, std)``, the mean and std of all live values together (no live dimension: 0, 0)."""
+    dead = dead_dims(codes)
+    live = codes.detach().float().cpu()[:, [i for i in range(codes.shape[1]) if i not in dead]]
+    return dead, (live.mean().item() if live.numel() else 0.0), (live.std().item() if live.numel() > 1 else 0.0)
+
+
 def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
                  dead: Iterable[int] | None = None, n_components: int = 10) -> torch.Tensor:
     """Fit a distribution of the given ``kind`` to real ``codes`` ``[N, k]`` and draw ``n``:
@@ -52,16 +61,13 @@ def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
     Dead dimensions (default: ``latent.dead_dims(codes)``) are not fitted and get the codes' median
     (all dead: every draw is the median code). One ``seed`` gives the fitted kinds the same
     standard-normal draws (they differ only by their fit); "naive" draws its own."""
-    from .latent import dead_dims
-
     if kind not in SAMPLER_KINDS:
         raise ValueError(f"unknown sampler kind {kind!r}; choose one of {SAMPLER_KINDS}")
     if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or len(codes) < 2:
         raise ValueError(f"codes must be a tensor [N, k] with N >= 2 (e.g. latent.embed_images("
                          f"model, train_images[:10000])), got {getattr(codes, 'shape', type(codes))}")
     whole_number("n (how many codes to draw)", n)
-    k = codes.shape[1]
-    dead = _dims(dead_dims(codes) if dead is None else dead, k)
+    dead = _dims(dead_dims(codes) if dead is None else dead, k := codes.shape[1])
     if kind == "naive":
         return naive_sample(n, dead, k, seed=seed)
     live = [i for i in range(k) if i not in dead]

@@ -29,6 +29,23 @@ def relu_like_codes(n: int = 5000, seed: int = 0) -> torch.Tensor:
     return codes
 
 
+# -------------------------------------------------------------------- recipe_from_codes
+
+
+def test_recipe_is_read_off_the_live_dimensions_only():
+    codes = torch.zeros(1000, 3)
+    codes[:, [0, 2]] = torch.tensor([8.0, 12.0]).repeat(500)[:, None]  # live values: mean 10, std 2
+    dead, mean, std = sampling.recipe_from_codes(codes)
+    assert dead == [1]  # the all-zero dimension, not averaged in (that would give mean 6.7)
+    assert mean == pytest.approx(10.0) and std == pytest.approx(2.0, rel=0.01)
+
+
+def test_recipe_of_a_collapsed_model_draws_only_zeros():
+    dead, mean, std = sampling.recipe_from_codes(torch.zeros(100, 4))
+    assert dead == [0, 1, 2, 3] and (mean, std) == (0.0, 0.0)
+    assert (naive_sample(10, dead, 4, mean=mean, std=std) == 0).all()
+
+
 # ------------------------------------------------------------------------- naive_sample
 
 
