@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_params import assignments, check_names, parameters_cell, parse_settings, set_parameters  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CLASSIFIER = ("classifier", {"epochs": 3})  # the digit reader of 04 and 06-10; not tied to SEED
+CLASSIFIER = ("classifier", {"epochs": 3})  # the digit reader of 04, 06-10 and 12; not tied to SEED
 
 
 def ae(p: dict, k: int | None = None, seed: int | None = None, kind: str = "ae", **settings) -> tuple[str, dict]:
@@ -56,6 +56,8 @@ MODELS = {
         ae(p, k) for k in sorted({*p["SWEEP_DIMS"], p["LATENT_DIM"], compare_dim(p)})],  # latent.sweep_latent_sizes
     "10_vae_preview": lambda p: [ae(p, kind="vae"), ae(p), CLASSIFIER],
     "11_reliability": lambda p: [ae(p, seed=s) for s in range(p["SEED"], p["SEED"] + p["N_SEEDS"])],
+    "12_k_curve_seeds": lambda p: [CLASSIFIER] + [ae(p, k, seed=s) for k in sorted(set(p["K_VALUES"]))
+                                                  for s in range(p["SEED"], p["SEED"] + p["N_SEEDS"])],
 }
 
 
