@@ -125,15 +125,15 @@ def plot_loss_curves(history: dict, reference: Sequence[float] | None = None, ax
 
 def code_size_axis(ax: plt.Axes, sizes: Sequence[int], live: dict[int, int] | None = None) -> plt.Axes:
     """Make the x axis of ``ax`` a code-size axis: log2 scale, one labelled tick per size; with
-    ``live`` ({k: live dims}) each tick also says "4 live", or "collapsed" when none is."""
+    ``live`` ({k: live dims}) each tick also gives its live dims, "0 (collapsed)" when none is."""
     sizes, live = sorted({int(k) for k in sizes}), live or {}
     if not sizes or sizes[0] < 1:
         raise ValueError(f"sizes must be code sizes >= 1, got {sizes}")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [f"{k}\n" + ("collapsed" if live[k] == 0 else f"{live[k]} live") if k in live else str(k)
+    ax.set_xticks(sizes, [f"{k}\n{live[k]}" + (" (collapsed)" if live[k] == 0 else "") if k in live else str(k)
                           for k in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("code size k (log2 scale)")
+    ax.set_xlabel("code size k (log2 scale)" + ("; under it: live dims" if live else ""))
     return ax
 
 

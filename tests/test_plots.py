@@ -204,7 +204,8 @@ def test_code_size_axis_is_log2_with_one_tick_per_size():
 def test_code_size_axis_names_the_live_dims_and_marks_a_collapsed_model():
     _, ax = plt.subplots()
     plots.code_size_axis(ax, [2, 8, 32], live={2: 0, 8: 4})  # 32 not given: its plain size
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["2\ncollapsed", "8\n4 live", "32"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2\n0 (collapsed)", "8\n4", "32"]
+    assert "live dims" in ax.get_xlabel()
 
 
 @pytest.fixture
@@ -235,7 +236,7 @@ def test_plot_by_k_one_panel_per_column_one_line_per_hue(by_k_frame):
 def test_plot_by_k_marks_live_dims_on_every_panel(by_k_frame):
     fig = plots.plot_by_k(by_k_frame, {"precision": "P", "recall": "R"}, hue="sampler", live={2: 0, 4: 1, 8: 3})
     for ax in fig.axes:
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["2\ncollapsed", "4\n1 live", "8\n3 live"]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["2\n0 (collapsed)", "4\n1", "8\n3"]
 
 
 # ------------------------------------------------------------------------ code space
