@@ -1,7 +1,6 @@
-"""Scoring images with a trained classifier as the yardstick, alike for real test images (the
-floor), reconstructions and samples: confidence, class coverage, Fréchet distance of its 128-d
-features (FID's idea; comparable only within this project, between equally large sets), precision
-and recall (fidelity, diversity), near-copies of training images. :class:`Yardstick` does them all."""
+"""Scoring real test images, reconstructions and samples with one classifier (:class:`Yardstick`):
+confidence, classes, Fréchet distance of its features, precision/recall, near-copies; and the
+wording of a comparison (:func:`compare`, :func:`span`, :func:`dims_text`) for code-written prose."""
 
 import math
 
@@ -120,6 +119,20 @@ def compare(a: float, b: float, margin: float,
     if margin < 0 or len(words) != 3:
         raise ValueError(f"margin must be >= 0 and words three strings, got {margin} and {words!r}")
     return words[2] if a > b + margin else words[0] if a < b - margin else words[1]
+
+
+def span(values, fmt: str = "{:.2f}") -> str:
+    """The range of ``values`` as prose, "0.97 到 0.99", or one number when both ends print
+    alike (never "0.99 到 0.99"): write "为 {span}", not "在 {span} 之间"."""
+    low, high = (fmt.format(v) for v in (min(values), max(values)))
+    return low if low == high else f"{low} 到 {high}"
+
+
+def dims_text(dims) -> str:
+    """Code dimensions as Chinese prose, "第 0、1、3 维" (never a Python list); none is an error."""
+    if not len(dims):
+        raise ValueError("no dimensions to name: word that case yourself (e.g. 没有死维度)")
+    return f"第 {'、'.join(str(int(d)) for d in dims)} 维"
 
 
 def split_test_images(test_images: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -124,48 +124,32 @@ def plot_loss_curves(history: dict, reference: Sequence[float] | None = None, ax
     return ax
 
 
-def code_size_axis(ax: plt.Axes, sizes: Sequence[int]) -> plt.Axes:
-    """Make the x axis of ``ax`` a code-size axis: log2 scale, one labelled tick per size."""
-    sizes = sorted({int(k) for k in sizes})
+def code_size_axis(ax: plt.Axes, sizes: Sequence[int], live: dict[int, int] | None = None) -> plt.Axes:
+    """Make the x axis of ``ax`` a code-size axis: log2 scale, one labelled tick per size; with
+    ``live`` ({k: live dims}) each tick also gives its live dims, "0 (collapsed)" when none is."""
+    sizes, live = sorted({int(k) for k in sizes}), live or {}
     if not sizes or sizes[0] < 1:
         raise ValueError(f"sizes must be code sizes >= 1, got {sizes}")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [str(k) for k in sizes])
+    ax.set_xticks(sizes, [f"{k}\n{live[k]}" + (" (collapsed)" if live[k] == 0 else "") if k in live else str(k)
+                          for k in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("code size k (log2 scale)")
+    ax.set_xlabel("code size k (log2 scale)" + ("; under it: live dims" if live else ""))
     return ax
 
 
-def plot_by_k(frame: pd.DataFrame, columns: dict[str, str], hue: str,
-              floor: dict[str, float] | None = None, title: str = "") -> plt.Figure:
-    """One panel per entry of ``columns`` (column -> y label): the column against ``k``,
-    one line per value of ``hue``, and ``floor[column]`` (e.g. real images) dashed."""
+def plot_by_k(frame: pd.DataFrame, columns: dict[str, str], hue: str, floor: dict[str, float] | None = None,
+              title: str = "", live: dict[int, int] | None = None) -> plt.Figure:
+    """One panel per entry of ``columns`` (column -> y label): the column against ``k``, one line
+    per value of ``hue``, ``floor[column]`` (e.g. real images) dashed, ``live`` as in code_size_axis."""
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 4.2), squeeze=False)
     for ax, (column, label) in zip(axes.flat, columns.items()):
         sns.lineplot(data=frame, x="k", y=column, hue=hue, style=hue, markers=True, dashes=False,
                      ax=ax, legend=ax is axes.flat[0])
         if floor is not None and column in floor:
             ax.axhline(floor[column], color="0.3", ls="--", lw=1.2, label="real test images")
-        code_size_axis(ax, frame["k"]).set_ylabel(label)
+        code_size_axis(ax, frame["k"], live).set_ylabel(label)
     axes.flat[0].legend(fontsize=9, title=None)
-    fig.suptitle(title, fontweight="bold")
-    fig.tight_layout()
-    return fig
-
-
-def plot_bars(frame: pd.DataFrame, columns: dict[str, str], x: str, hue: str | None = None,
-              floor: dict[str, float] | None = None, title: str = "") -> plt.Figure:
-    """One bar panel per entry of ``columns`` (column -> y label), bars by ``x`` (and
-    ``hue``), ``floor[column]`` dashed, each bar labelled with its value."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(5.2 * len(columns), 4.2), squeeze=False)
-    for ax, (column, label) in zip(axes.flat, columns.items()):
-        sns.barplot(data=frame, x=x, y=column, hue=hue, ax=ax, legend=ax is axes.flat[0])
-        for bars in ax.containers:
-            ax.bar_label(bars, fmt="%.2g", fontsize=8)
-        if floor is not None and column in floor:
-            ax.axhline(floor[column], color="0.3", ls="--", lw=1.2)
-        ax.set(xlabel="", ylabel=label)
-        ax.tick_params(axis="x", labelrotation=20)
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return fig

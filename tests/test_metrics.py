@@ -213,6 +213,24 @@ def test_compare_custom_words_and_errors():
         metrics.compare(1.0, 2.0, 0.1, words=("a", "b"))
 
 
+@pytest.mark.parametrize("values, fmt, expected", [
+    ([0.971, 0.99, 0.985], "{:.2f}", "0.97 到 0.99"),   # the ends, whatever the order
+    ([0.991, 0.989], "{:.2f}", "0.99"),                # both print alike: one number, never "0.99 到 0.99"
+    ([1.0, 1.04], "{:.1f}", "1.0"),
+    (torch.tensor([1.234, 3.5]), "{:.1f}", "1.2 到 3.5"),  # tensors and Series iterate alike
+])
+def test_span_words_a_range_without_a_repeated_number(values, fmt, expected):
+    assert metrics.span(values, fmt) == expected
+
+
+def test_dims_text_names_dimensions_as_prose():
+    assert metrics.dims_text([0, 1, 3]) == "第 0、1、3 维"
+    assert metrics.dims_text(torch.tensor([5])) == "第 5 维"
+    assert "[" not in metrics.dims_text([2, 7]) and "," not in metrics.dims_text([2, 7])
+    with pytest.raises(ValueError, match="没有死维度"):
+        metrics.dims_text([])
+
+
 def test_split_test_images_gives_two_disjoint_random_sets():
     images = torch.arange(1000.0)[:, None].repeat(1, 784)  # image i is all i: traceable
     reference, floor = metrics.split_test_images(images, 300, seed=0)

@@ -201,6 +201,13 @@ def test_code_size_axis_is_log2_with_one_tick_per_size():
         plots.code_size_axis(ax, [0, 4])
 
 
+def test_code_size_axis_names_the_live_dims_and_marks_a_collapsed_model():
+    _, ax = plt.subplots()
+    plots.code_size_axis(ax, [2, 8, 32], live={2: 0, 8: 4})  # 32 not given: its plain size
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2\n0 (collapsed)", "8\n4", "32"]
+    assert "live dims" in ax.get_xlabel()
+
+
 @pytest.fixture
 def by_k_frame() -> pd.DataFrame:
     return pd.DataFrame({"k": [2, 4, 8] * 2, "sampler": ["diagonal"] * 3 + ["full"] * 3,
@@ -226,17 +233,10 @@ def test_plot_by_k_one_panel_per_column_one_line_per_hue(by_k_frame):
     assert fig.axes[1].get_legend() is None  # one legend for the figure
 
 
-def test_plot_bars_one_labelled_bar_per_row(by_k_frame):
-    fig = plots.plot_bars(by_k_frame, {"precision": "P", "recall": "R"}, x="k", hue="sampler",
-                          floor={"recall": 3.5}, title="bars")
-    assert len(fig.axes) == 2 and fig._suptitle.get_text() == "bars"
-    for ax, column in zip(fig.axes, ["precision", "recall"]):
-        heights = sorted(bar.get_height() for bars in ax.containers for bar in bars)
-        assert heights == pytest.approx(sorted(by_k_frame[column]))
-        assert sorted(texts(ax)) == sorted(f"{v:.2g}" for v in by_k_frame[column])
-    dashed = [[line for line in ax.get_lines() if line.get_linestyle() == "--"] for ax in fig.axes]
-    assert [len(d) for d in dashed] == [0, 1] and list(dashed[1][0].get_ydata()) == [3.5, 3.5]
-    assert [ax.get_ylabel() for ax in fig.axes] == ["P", "R"]
+def test_plot_by_k_marks_live_dims_on_every_panel(by_k_frame):
+    fig = plots.plot_by_k(by_k_frame, {"precision": "P", "recall": "R"}, hue="sampler", live={2: 0, 4: 1, 8: 3})
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["2\n0 (collapsed)", "4\n1", "8\n3"]
 
 
 # ------------------------------------------------------------------------ code space
