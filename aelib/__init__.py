@@ -3,11 +3,9 @@ Core: ``mnist`` (the data), ``models``, ``training`` (the loop), ``cache`` (trai
 ``latent``, ``sampling``, ``metrics``, ``plots``. Importing aelib sets torch's CPU threads (``configure_threads``)."""
 
 from . import exercises, latent, metrics, plots, sampling
-from .cache import (CacheMissError, CheckpointError, CorruptCheckpointError, load_checkpoint, save_checkpoint,
-                    train_or_load, train_or_load_many)
-from .mnist import DATA_ENV_VAR, MNISTUnavailableError, data_root, load_mnist
-from .models import MODELS, VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder
+from .cache import train_or_load, train_or_load_many
+from .mnist import data_root, load_mnist
+from .models import VAE, AutoEncoder, DigitClassifier, LinearAutoEncoder
 from .training import ARTICLE_LOSSES, configure_threads, evaluate, pick_device, set_seed, train
 
 configure_threads()
-__version__ = "0.2.0"

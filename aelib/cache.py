@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from joblib import cpu_count
 from torch import nn
 
@@ -52,7 +52,6 @@ def cache_only_mode(flag: bool | None = None) -> bool:
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, history: History) -> Path:
-    """Write weights, settings (``hparams``) and history atomically (temp file, then rename)."""
     payload = {"format": CHECKPOINT_FORMAT, "kind": KINDS.get(type(model), type(model).__name__),
                "hparams": dict(hparams), "history": {key: list(values) for key, values in history.items()},
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
@@ -61,28 +60,20 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, hparams: dict, hi
 
 def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None, hparams: dict | None = None) -> dict:
     """Read a checkpoint (``weights_only=True``); load it into ``model`` if given and trained with ``hparams``
-    (default: ``model_args(model)``). Raises :class:`CheckpointError` (not one: ``CorruptCheckpointError``)."""
+    (default: ``model_args(model)``), else a :class:`CheckpointError` (not a checkpoint: ``CorruptCheckpointError``)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError("its format field is missing or unknown")
-        if missing := [k for k in ("kind", "hparams", "history", "state_dict") if k not in payload]:
-            raise ValueError(f"the fields {missing} are missing")
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"There is no checkpoint file at {path}.") from exc
-    except OSError as exc:  # no permission, an I/O error: the file itself may be fine, so it is kept
-        raise CheckpointError(f"The checkpoint {path} cannot be read ({type(exc).__name__}: {exc}). Make it "
-                              f"readable for this user, or move it away.") from exc
+    except OSError as exc:  # missing, no permission, an I/O error: the file itself may be fine, so it is kept
+        raise CheckpointError(f"The checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); check that it "
+                              f"exists and that this user may read it.") from exc
     except Exception as exc:
-        reasons = {pickle.UnpicklingError: "torch.load(weights_only=True) refuses its content",
-                   EOFError: "the file is empty or cut short"}
-        reason = reasons.get(type(exc), f"{type(exc).__name__}: {exc}".splitlines()[0])
-        raise CorruptCheckpointError(f"The checkpoint {path} is corrupt or not an aelib checkpoint ({reason}). "
-                                     f"Delete it (or pass retrain=True) and it will be trained again.") from exc
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise CorruptCheckpointError(f"The checkpoint {path} is corrupt or not an aelib checkpoint that "
+                                     f"torch.load(weights_only=True) accepts ({reason}). Delete it (or pass "
+                                     f"retrain=True) and it will be trained again.") from exc
     if model is not None:
-        kind = KINDS.get(type(model), type(model).__name__)
-        if payload["kind"] not in (kind, type(model).__name__):  # older files store the class name
-            raise CheckpointError(f"The checkpoint {path} holds a {payload['kind']!r} model, not a {kind!r}.")
         wanted = hparams or model_args(model)
         if (saved := {k: payload["hparams"].get(k) for k in wanted}) != wanted:
             raise CheckpointError(f"The checkpoint {path} was trained with {saved}, but the model has {wanted}. "
@@ -108,17 +99,11 @@ def _cached_history(path: Path, model: nn.Module, hparams: dict, verbose: bool) 
     return payload["history"]
 
 
-def _training_lock(path: Path, verbose: bool):
-    """A lock beside ``path``, taken now and held in a ``with`` block while its model is trained (another process
-    asking for it waits, then loads it); no lock where the folder cannot be written (saving there says why)."""
+def _training_lock(path: Path):
+    """A lock beside ``path``, held while its model is trained; none where the folder cannot be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path.parent / f".{path.name}.lock")
-        return lock.acquire(timeout=0)  # released when the with block ends
-    except Timeout:  # caught before OSError, which it is
-        if verbose:
-            print(f"Waiting: another process is training {path.name}", flush=True)
-        return lock.acquire()
+        return FileLock(path.parent / f".{path.name}.lock").acquire()  # released when the with block ends
     except OSError:
         return nullcontext()
 
@@ -144,7 +129,7 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
         shared = env_folder(SHARED_CHECKPOINT_ENV_VAR, None)
         if shared and not retrain and (history := _cached_history(shared / path.name, model, hparams, verbose)):
             return model.to(device).eval(), history
-        with _training_lock(path, verbose):
+        with _training_lock(path):
             if not retrain and (history := _cached_history(path, model, hparams, verbose)):
                 return model.to(device).eval(), history
             if cache_only_mode(cache_only):
@@ -159,8 +144,7 @@ def train_or_load(kind: str = "ae", epochs: int = 10, seed: int = 0, batch_size:
             except (OSError, RuntimeError) as exc:  # a folder that cannot be written, a full disk, ...
                 warnings.warn(f"The trained model was not saved: cannot write to the cache folder {path.parent} "
                               f"({type(exc).__name__}: {exc}). It is yours for this session only; set "
-                              f"{CHECKPOINT_ENV_VAR} (or pass cache_dir=...) to a folder you can write, and it is "
-                              f"kept.", stacklevel=2)
+                              f"{CHECKPOINT_ENV_VAR} (or pass cache_dir=...) to a folder you can write.", stacklevel=2)
     return model.eval(), history
 
 
@@ -173,15 +157,12 @@ def _train_in_worker(kind: str, kwargs: dict) -> tuple[bytes, list[str]]:
 
 
 def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Module, History]]:
-    """``[train_or_load(kind, **kwargs) for kind, kwargs in jobs]``; the models in no cache are trained side by
-    side in ``processes`` one-thread workers (default: the usable CPUs over the default threads, at most 4,
-    so a 2-core laptop trains two at a time; 1 with CUDA). A failing worker stops the rest, naming its model."""
+    """``[train_or_load(kind, **kwargs) for kind, kwargs in jobs]``; the models in no cache are trained side by side
+    in ``processes`` one-thread workers (default: the next lines). A failing worker stops the rest, naming its model."""
     jobs = [(kind, dict(kwargs)) for kind, kwargs in jobs]
     if processes is None:
         processes = 1 if torch.cuda.is_available() else min(4, max(1, cpu_count() // default_num_threads()))
     processes = whole_number("processes", processes)
-    if processes == 1:
-        return [train_or_load(kind, **kwargs) for kind, kwargs in jobs]
     results, missing = [None] * len(jobs), {}  # missing: job index -> cache file
     for i, (kind, kwargs) in enumerate(jobs):
         try:
@@ -190,7 +171,7 @@ def train_or_load_many(jobs, processes: int | None = None) -> list[tuple[nn.Modu
             if cache_only_mode(kwargs.get("cache_only")):
                 raise
             missing[i] = miss.args[1].name
-    if len(missing) > 1:
+    if len(missing) > 1 and processes > 1:  # else the last line trains them here, one by one
         print(f"Training {len(missing)} models, {min(processes, len(missing))} at a time ...", flush=True)
         load_mnist(train=True), load_mnist(train=False)  # MNIST is extracted here once, before any worker starts
         pool = ProcessPoolExecutor(min(processes, len(missing)), mp_context=multiprocessing.get_context("spawn"),

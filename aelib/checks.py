@@ -23,7 +23,6 @@ def whole_number(name: str, value: object, low: int = 1, high: int | None = None
 
 
 def flat_images(x: torch.Tensor) -> torch.Tensor:
-    """A batch of images ``[N, 784]`` or ``[N, 1, 28, 28]`` as ``[N, 784]``, else a ValueError."""
     if x.ndim < 2 or x.shape[1:].numel() != IMAGE_PIXELS:
         raise ValueError(f"expected a batch of images [N, {IMAGE_PIXELS}] or [N, 1, 28, 28], got "
                          f"{tuple(x.shape)}; for one image use x.unsqueeze(0)")

@@ -23,7 +23,6 @@ def env_folder(env_var: str, default: str | None, given: str | os.PathLike | Non
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """``write(temp_path)``, then rename it to ``path``: no reader sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=path.suffix + ".tmp")

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from .cache import train_or_load
-from .mnist import load_mnist
 from .checks import whole_number
+from .mnist import load_mnist
 from .training import batched_apply
 
 
@@ -27,12 +27,10 @@ def reconstruct(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def reconstruction_errors(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the 784 pixels, one value per image ``[N]``."""
     return (reconstruct(model, images) - images.reshape(len(images), -1).cpu()).pow(2).mean(dim=1)
 
 
 def per_digit_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
-    """Table indexed by ``digit``: ``count``, ``mean_error`` and ``std_error`` (per-image MSE)."""
     if len(labels) != len(images):
         raise ValueError(f"images and labels differ in length: {len(images)} and {len(labels)}")
     frame = pd.DataFrame({"digit": labels.numpy(), "error": reconstruction_errors(model, images)})
@@ -41,9 +39,8 @@ def per_digit_error(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 def dead_dims(codes: torch.Tensor, min_active_share: float = 0.01, rule: str = "auto",
               rel_std: float = 1e-3) -> list[int]:
-    """Indices of the dead code dimensions. In a ReLU code (no value < 0; ``rule="relu"``) a
-    dimension is dead when fewer than ``min_active_share`` of the codes are > 0 in it; in a
-    linear code (``rule="variance"``), when its std is at most ``rel_std`` times the largest."""
+    """Indices of the dead code dimensions: in a ReLU code (no value < 0; ``rule="relu"``), > 0 in fewer than
+    ``min_active_share`` of the codes; in a linear code (``rule="variance"``), std <= ``rel_std`` times the largest."""
     if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or len(codes) < 2:
         raise ValueError(f"codes must be a tensor [N, k] with N >= 2, got "
                          f"{getattr(codes, 'shape', type(codes))}; use embed_images(model, images)")
@@ -60,12 +57,10 @@ def dead_dims(codes: torch.Tensor, min_active_share: float = 0.01, rule: str = "
 
 
 def live_dims(codes: torch.Tensor, **dead_kwargs) -> list[int]:
-    """The code dimensions that are not dead."""
     return sorted(set(range(codes.shape[1])) - set(dead_dims(codes, **dead_kwargs)))
 
 
 def latent_stats(codes: torch.Tensor, **dead_kwargs) -> pd.DataFrame:
-    """One row per dimension: ``mean``, ``std``, ``share_positive``, ``min``, ``max``, ``dead``."""
     dead, codes = set(dead_dims(codes, **dead_kwargs)), codes.detach().float().cpu()
     return pd.DataFrame({"mean": codes.mean(0), "std": codes.std(0), "share_positive": (codes > 0).float().mean(0),
                          "min": codes.min(0).values, "max": codes.max(0).values,
@@ -73,13 +68,11 @@ def latent_stats(codes: torch.Tensor, **dead_kwargs) -> pd.DataFrame:
 
 
 def most_active_dims(codes: torch.Tensor, n: int = 2) -> list[int]:
-    """The ``n`` dimensions with the largest standard deviation, largest first."""
     whole_number("n", n, 1, codes.shape[1])
     return [int(i) for i in torch.argsort(codes.std(dim=0), descending=True)[:n]]
 
 
 def fit_pca(train_images: torch.Tensor, n_components: int):
-    """scikit-learn's ``PCA`` fitted to the training images (randomized SVD up to 100 components)."""
     from sklearn.decomposition import PCA
 
     whole_number("n_components", n_components, 1, min(train_images.shape))

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from .checks import IMAGE_PIXELS, IMAGE_SIDE
+from .checks import IMAGE_PIXELS
 from .files import env_folder
 
 DATA_ENV_VAR = "AELIB_DATA_DIR"
@@ -31,7 +31,6 @@ def _extracted(raw: Path) -> bool:
 
 
 def _extract(root: Path) -> None:
-    """torchvision's download and extraction in a temporary folder, each file then moved into place."""
     from torchvision.datasets import MNIST
 
     raw = root / "MNIST" / "raw"
@@ -47,11 +46,9 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tup
     """The training (60,000) or test (10,000) split in the official order: float32 images ``[N, 784]``
     in [0, 1] (as ``ToTensor`` makes them), int64 labels ``[N]``; ``TensorDataset(*load_mnist())``."""
     from torchvision.datasets import MNIST  # imported here: torchvision is slow to import
-    from torchvision.datasets.utils import check_md5
 
     path = data_root(root)
     raw = path / "MNIST" / "raw"
-    expected = (60_000 if train else 10_000, IMAGE_SIDE, IMAGE_SIDE)
     try:
         if not _extracted(raw):
             raw.mkdir(parents=True, exist_ok=True)
@@ -59,17 +56,12 @@ def load_mnist(train: bool = True, root: str | os.PathLike | None = None) -> tup
                 if not _extracted(raw):  # another process may have extracted them meanwhile
                     _extract(path)
         dataset = MNIST(str(path), train=train, download=True)
-        if tuple(dataset.data.shape) != expected:
-            raise ValueError(f"images have shape {tuple(dataset.data.shape)}, expected {expected}")
     except Exception as exc:  # torchvision raises RuntimeError, URLError, OSError, ...
-        damaged = [str(raw / name) for name, md5 in MNIST.resources
-                   if (raw / name).is_file() and not check_md5(raw / name, md5)]
         files = "\n".join(f"    {raw / name}" for name in MNIST_FILES)
         raise MNISTUnavailableError(
             f"Could not load MNIST from the data root {path} ({type(exc).__name__}: {exc}).\n"
-            f"Files whose MD5 checksum does not match: {', '.join(damaged) or 'none'}.\n"
-            f"Either allow the download (network access), or put the four official files here "
-            f"(a corrupt one: delete it and its extract without .gz):\n{files}\n"
+            f"Either allow the download (network access), or put the four official files here (a corrupt one: "
+            f"delete it and its extract without .gz):\n{files}\n"
             f"To use another folder, set {DATA_ENV_VAR}=/path/to/root (the folder that contains MNIST/raw).") from exc
     images = dataset.data.reshape(len(dataset.data), IMAGE_PIXELS).float().div_(255.0)
     return images, dataset.targets.long()

@@ -11,13 +11,8 @@ from .checks import IMAGE_PIXELS, IMAGE_SIDE, flat_images, whole_number
 
 
 def model_args(model: nn.Module) -> dict:
-    """The arguments ``model`` was built with, one per constructor parameter of its class
-    (``type(model)(**model_args(model))`` rebuilds it; the cache key holds them)."""
+    """The arguments ``model`` was built with: ``type(model)(**model_args(model))`` rebuilds it (the cache key)."""
     return {name: getattr(model, name) for name in inspect.signature(type(model)).parameters}
-
-
-def _size(name: str, value: object, largest: int, default: int) -> int:
-    return whole_number(name, value, 1, largest, hint=f"; try {name}={default}, the default")
 
 
 def _kl(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -42,7 +37,6 @@ class _Coder(nn.Module):
         return self.encoder(flat_images(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Codes ``[N, k]`` -> flat images ``[N, 784]``."""
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"this decoder takes codes [N, {self.latent_dim}], got a tensor of "
                              f"shape {tuple(z.shape)} (for one code use z.unsqueeze(0))")
@@ -54,7 +48,6 @@ class _Coder(nn.Module):
         return code, self.decode(code)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean squared error per pixel of the reconstruction (labels ``y`` are ignored)."""
         return F.mse_loss(self(x)[1], flat_images(x))
 
 
@@ -63,8 +56,8 @@ class AutoEncoder(_Coder):
 
     def __init__(self, latent_dim: int = 8, hidden_dim: int = 256, code_activation: str | None = "relu") -> None:
         super().__init__()
-        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS, 8)
-        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096, 256)
+        self.latent_dim = whole_number("latent_dim", latent_dim, 1, IMAGE_PIXELS)
+        self.hidden_dim = whole_number("hidden_dim", hidden_dim, 1, 4096)
         if code_activation not in ("relu", None):
             raise ValueError(f"code_activation must be 'relu' (the article's model) or None "
                              f"(a linear code), got {code_activation!r}")
@@ -80,20 +73,19 @@ class LinearAutoEncoder(_Coder):
 
     def __init__(self, latent_dim: int = 8) -> None:
         super().__init__()
-        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS, 8)
+        self.latent_dim = whole_number("latent_dim", latent_dim, 1, IMAGE_PIXELS)
         self.encoder = nn.Linear(IMAGE_PIXELS, self.latent_dim)
         self.decoder = nn.Linear(self.latent_dim, IMAGE_PIXELS)
 
 
 class VAE(_Coder):
-    """A variational autoencoder with the article's widths. The encoder's last layer gives
-    ``2k`` numbers: a mean and a log-variance per code dimension. ``encode`` returns the
-    mean; ``forward`` draws ``z`` with the reparameterisation trick while training."""
+    """A variational autoencoder with the article's widths. The encoder gives ``2k`` numbers: a mean and a
+    log-variance per code dimension. ``encode`` returns the mean; ``forward`` draws ``z`` while training."""
 
     def __init__(self, latent_dim: int = 8, hidden_dim: int = 256) -> None:
         super().__init__()
-        self.latent_dim = _size("latent_dim", latent_dim, IMAGE_PIXELS, 8)
-        self.hidden_dim = _size("hidden_dim", hidden_dim, 4096, 256)
+        self.latent_dim = whole_number("latent_dim", latent_dim, 1, IMAGE_PIXELS)
+        self.hidden_dim = whole_number("hidden_dim", hidden_dim, 1, 4096)
         self.encoder = nn.Sequential(nn.Linear(IMAGE_PIXELS, self.hidden_dim), nn.ReLU(),
                                      nn.Linear(self.hidden_dim, 2 * self.latent_dim))
         self.decoder = _decoder(self.latent_dim, self.hidden_dim)
@@ -129,8 +121,8 @@ class DigitClassifier(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.channels = _size("channels", channels, 512, 16)
-        self.feature_dim = _size("feature_dim", feature_dim, 4096, 128)
+        self.channels = whole_number("channels", channels, 1, 512)
+        self.feature_dim = whole_number("feature_dim", feature_dim, 1, 4096)
         self.dropout = float(dropout)
         c = self.channels
         self.body = nn.Sequential(
@@ -140,7 +132,6 @@ class DigitClassifier(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.feature_dim, 10))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images -> the penultimate activations ``[N, feature_dim]``."""
         return self.body(flat_images(x).reshape(len(x), 1, IMAGE_SIDE, IMAGE_SIDE))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

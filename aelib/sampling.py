@@ -1,7 +1,6 @@
-"""New codes for the decoder: the article's naive recipe, fitted samplers, and walks. The
-article writes N(mean, variance) ("N(9, 4)": variance 4); these functions take the standard
-deviation (``std=2``), as torch does. A ``seed`` draws from a private generator: the same seed
-gives the same codes, and torch's global generator is untouched."""
+"""New codes for the decoder: the article's naive recipe, fitted samplers, and walks. The article writes
+N(mean, variance) ("N(9, 4)": variance 4); these functions take the standard deviation (``std=2``), as torch
+does. A ``seed`` draws from a private generator: the same seed gives the same codes, torch's is untouched."""
 
 from collections.abc import Iterable, Sequence
 
@@ -54,20 +53,16 @@ def recipe_from_codes(codes: torch.Tensor) -> tuple[list[int], float, float]:
 
 def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
                  dead: Iterable[int] | None = None, n_components: int = 10) -> torch.Tensor:
-    """Fit a distribution of the given ``kind`` to real ``codes`` ``[N, k]`` and draw ``n``:
-    ``"naive"``: :func:`naive_sample` (the codes only give the dead dimensions); ``"diagonal"``:
-    an independent normal per live dimension; ``"full"``: one normal with the codes' mean and full
-    covariance; ``"gmm"``: a mixture of ``n_components`` full-covariance normals (scikit-learn).
-    Dead dimensions (default: ``latent.dead_dims(codes)``) are not fitted and get the codes' median
-    (all dead: every draw is the median code). One ``seed`` gives the fitted kinds the same
-    standard-normal draws (they differ only by their fit); "naive" draws its own."""
+    """Fit a distribution of the given ``kind`` to real ``codes`` ``[N, k]`` and draw ``n``: ``"naive"``:
+    :func:`naive_sample` (the codes only give the dead dimensions); ``"diagonal"``: an independent normal per live
+    dimension; ``"full"``: one normal with the codes' mean and full covariance; ``"gmm"``: a mixture of
+    ``n_components`` full-covariance normals. Dead dimensions (default: ``latent.dead_dims(codes)``) get the codes'
+    median. One ``seed`` gives the fitted kinds the same standard-normal draws; "naive" draws its own."""
     if kind not in SAMPLER_KINDS:
         raise ValueError(f"unknown sampler kind {kind!r}; choose one of {SAMPLER_KINDS}")
-    if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or len(codes) < 2:
-        raise ValueError(f"codes must be a tensor [N, k] with N >= 2 (e.g. latent.embed_images("
-                         f"model, train_images[:10000])), got {getattr(codes, 'shape', type(codes))}")
     whole_number("n (how many codes to draw)", n)
-    dead = _dims(dead_dims(codes) if dead is None else dead, k := codes.shape[1])
+    found = dead_dims(codes)  # also checks that codes is a tensor [N, k] with N >= 2
+    dead = _dims(found if dead is None else dead, k := codes.shape[1])
     if kind == "naive":
         return naive_sample(n, dead, k, seed=seed)
     live = [i for i in range(k) if i not in dead]

@@ -5,7 +5,6 @@ import math
 import os
 import random
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -25,16 +24,14 @@ ARTICLE_LOSSES: dict[int, list[float]] = {  # mean training MSE per pixel in epo
 
 
 def default_num_threads() -> int:
-    """``$AELIB_NUM_THREADS`` (a bad value: a warning), else half the CPUs this process may use (its
-    cgroup quota and affinity, as on a JupyterHub), from 1 to 4: more threads wait for each other."""
+    """``$AELIB_NUM_THREADS``, else half the CPUs this process may use (its cgroup quota and affinity, as on a
+    JupyterHub), from 1 to 4: more threads wait for each other."""
     value = os.environ.get(THREADS_ENV_VAR, "").strip()
-    if value.isascii() and value.isdigit() and int(value) >= 1:
-        return int(value)
-    default = min(4, max(1, cpu_count() // 2))
-    if value:
-        warnings.warn(f"{THREADS_ENV_VAR}={value!r} is not a whole number >= 1; using {default} "
-                      f"threads (unset it, or set e.g. {THREADS_ENV_VAR}=2)", stacklevel=2)
-    return default
+    if not value:
+        return min(4, max(1, cpu_count() // 2))
+    if not (value.isascii() and value.isdigit() and int(value) >= 1):
+        raise ValueError(f"{THREADS_ENV_VAR}={value!r}: set it to a whole number >= 1 (e.g. 2), or unset it")
+    return int(value)
 
 
 def configure_threads(num_threads: int | None = None) -> int:
@@ -44,7 +41,6 @@ def configure_threads(num_threads: int | None = None) -> int:
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device; ``None`` picks CUDA if available, else Apple MPS, else the CPU."""
     mps = torch.backends.mps.is_available()
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
@@ -54,8 +50,7 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         raise ValueError(f"device must be None (pick automatically), 'cpu', 'cuda', 'cuda:0', "
                          f"'mps', ...; got {device!r}") from exc
     if (chosen.type == "cuda" and not torch.cuda.is_available()) or (chosen.type == "mps" and not mps):
-        raise ValueError(f"device={str(device)!r} was asked for, but torch cannot use it here; "
-                         f"use device=None (automatic) or 'cpu'")
+        raise ValueError(f"device={str(device)!r} was asked for, but torch cannot use it here; use None or 'cpu'")
     return chosen
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import aelib
-from aelib import cache as data, latent
+from aelib import cache, latent
 
 
 @pytest.fixture(scope="module")
@@ -212,16 +212,16 @@ def small_sweep(monkeypatch, tmp_path, mnist_train, mnist_test):
         return images[:n], labels[:n]
 
     calls = []
-    real_train = data.train
+    real_train = cache.train
 
     def counting_train(*args, **kwargs):
         calls.append(args[0].latent_dim)
         return real_train(*args, **kwargs)
 
-    for module in (data, latent):
+    for module in (cache, latent):
         monkeypatch.setattr(module, "load_mnist", subset)
-    monkeypatch.setattr(data, "train", counting_train)
-    monkeypatch.setenv(data.CHECKPOINT_ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(cache, "train", counting_train)
+    monkeypatch.setenv(cache.CHECKPOINT_ENV_VAR, str(tmp_path))
     return calls
 
 

@@ -206,17 +206,17 @@ def test_vae_loss_draws_z_even_in_eval_mode():
 # ------------------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("make, name, default", [
-    (lambda v: AutoEncoder(latent_dim=v), "latent_dim", 8), (lambda v: LinearAutoEncoder(latent_dim=v), "latent_dim", 8),
-    (lambda v: VAE(latent_dim=v), "latent_dim", 8), (lambda v: VAE(hidden_dim=v), "hidden_dim", 256),
-    (lambda v: AutoEncoder(hidden_dim=v), "hidden_dim", 256), (lambda v: DigitClassifier(channels=v), "channels", 16),
-    (lambda v: DigitClassifier(feature_dim=v), "feature_dim", 128),
+@pytest.mark.parametrize("make, name", [
+    (lambda v: AutoEncoder(latent_dim=v), "latent_dim"), (lambda v: LinearAutoEncoder(latent_dim=v), "latent_dim"),
+    (lambda v: VAE(latent_dim=v), "latent_dim"), (lambda v: VAE(hidden_dim=v), "hidden_dim"),
+    (lambda v: AutoEncoder(hidden_dim=v), "hidden_dim"), (lambda v: DigitClassifier(channels=v), "channels"),
+    (lambda v: DigitClassifier(feature_dim=v), "feature_dim"),
 ])
-def test_each_size_is_checked_and_the_error_names_it_and_its_default(make, name, default):
+def test_each_size_is_checked_and_the_error_names_it_and_the_value(make, name):
     """Whole numbers themselves are tested in test_checks.py; here: each size goes through the check."""
     with pytest.raises(ValueError) as info:
         make(0)
-    assert name in str(info.value) and f"{name}={default}" in str(info.value)
+    assert name in str(info.value) and "got 0" in str(info.value)
 
 
 def test_a_code_size_may_be_any_integer_type_and_may_be_784():

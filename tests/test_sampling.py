@@ -196,7 +196,7 @@ def test_diagonal_and_full_share_their_random_numbers():
 @pytest.mark.parametrize("kwargs, message", [
     ({"kind": "vae"}, r"unknown sampler kind 'vae'; choose one of \('naive', 'diagonal', 'full', "
                       r"'gmm'\)"),
-    ({"codes": torch.rand(5)}, r"codes must be a tensor \[N, k\] with N >= 2 \(e\.g\. latent\."),
+    ({"codes": torch.rand(5)}, r"codes must be a tensor \[N, k\] with N >= 2, got .*embed_images"),
     ({"codes": torch.rand(1, 3)}, r"codes must be a tensor \[N, k\] with N >= 2"),
     ({"dead": [9]}, r"dead dimensions \[9\] are out of range for latent_dim=5"),
     ({"n": 0}, r"n \(how many codes to draw\) must be a whole number >= 1, got 0"),
