@@ -73,7 +73,7 @@ def test_per_digit_error_table(trained_ae, images, labels):
         chosen = errors[labels == digit]
         assert table.loc[digit, "mean_error"] == pytest.approx(chosen.mean().item(), rel=1e-5)
         assert table.loc[digit, "std_error"] == pytest.approx(chosen.std().item(), rel=1e-4)
-    with pytest.raises(ValueError, match="images and labels differ in length: 1500 and 3"):
+    with pytest.raises(ValueError, match=r"1500\D+3"):
         latent.per_digit_error(trained_ae, images, labels[:3])
 
 
@@ -176,9 +176,9 @@ def test_pca_reconstruct_is_sklearns_projection(mnist_train_subset, images):
     expected = five.inverse_transform(five.transform(images.numpy()))
     torch.testing.assert_close(latent.pca_reconstruct(pca, images, 5),
                                torch.as_tensor(expected, dtype=torch.float32), atol=1e-3, rtol=0)
-    with pytest.raises(ValueError, match="k must be a whole number from 1 to 12, got 13"):
+    with pytest.raises(ValueError, match=r"\bk\b.*\b12\b.*\b13\b"):
         latent.pca_reconstruct(pca, images, 13)
-    with pytest.raises(ValueError, match="n_components must be a whole number from 1 to 784"):
+    with pytest.raises(ValueError, match=r"n_components.*784"):
         latent.fit_pca(train_images, 785)
 
 

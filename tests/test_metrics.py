@@ -54,7 +54,7 @@ def test_accuracy_on_a_hand_made_case():
     images[:, 0] = torch.tensor([3.0, 1.0, 7.0, 7.0])  # predictions 3, 1, 7, 7
     assert metrics.accuracy(FirstPixelClassifier(), images, torch.tensor([3, 1, 2, 7])) == 0.75
     for labels in (torch.tensor([3, 1, 2]), torch.tensor([], dtype=torch.long)):
-        with pytest.raises(ValueError, match="pass one label per image and at least one image"):
+        with pytest.raises(ValueError, match="label"):
             metrics.accuracy(FirstPixelClassifier(), images[:len(labels) + 1], labels)
 
 
@@ -166,7 +166,7 @@ def test_half_the_modes_gives_high_precision_and_half_the_recall():
 
 
 def test_precision_recall_neighbours_must_fit_the_sets():
-    with pytest.raises(ValueError, match="neighbours must be a whole number from 1 to 4, got 5"):
+    with pytest.raises(ValueError, match=r"neighbours.*\b4\b.*\b5\b"):
         metrics.precision_recall(torch.rand(5, 2), torch.rand(8, 2), neighbours=5)
 
 
@@ -272,7 +272,7 @@ def test_yardstick_row_on_a_fake_classifier():
 
 
 def test_yardstick_errors():
-    with pytest.raises(ValueError, match="threshold is a probability from 0 to 1, got 90"):
+    with pytest.raises(ValueError, match=r"threshold.*\b90\b"):
         metrics.Yardstick(FirstPixelClassifier(), torch.rand(10, 784), threshold=90)
     ys = metrics.Yardstick(FirstPixelClassifier(), torch.rand(10, 784))
     with pytest.raises(ValueError, match=r"score at least 4 images \(better: 1,000\), got 3"):

@@ -107,7 +107,7 @@ def test_plot_image_panels_one_titled_grid_per_entry(mnist_test_subset):
     np.testing.assert_allclose(cell(np.asarray(shown[2].images[0].get_array()), 1, 0),
                                images[4].reshape(28, 28).numpy())
     assert fig._suptitle.get_text() == "samples"
-    with pytest.raises(ValueError, match="panels must map at least one title to a non-empty image"):
+    with pytest.raises(ValueError, match="panels"):
         plots.plot_image_panels({"none": torch.zeros(0, 784)})
 
 
@@ -138,8 +138,7 @@ def test_draw_network_one_box_per_layer_sized_by_the_layer():
     ([784, 10], ["in", "out"], ["a", "b"]), ([784, 0], ["in", "out"], ["op"]),
 ])
 def test_draw_network_rejects_mismatched_lists(sizes, names, ops):
-    with pytest.raises(ValueError, match="need one name per layer, one op between two layers, "
-                                         "sizes >= 1"):
+    with pytest.raises(ValueError, match="name per layer"):
         plots.draw_network(sizes, names, ops)
 
 
@@ -184,8 +183,7 @@ def test_loss_curves_draw_the_articles_curve_for_its_epochs(real_history):
 
 @pytest.mark.parametrize("history", [{"epoch": [1, 2]}, {"epoch": [1, 2], "train_loss": [0.1]}, {}])
 def test_loss_curves_reject_a_bad_history(history):
-    with pytest.raises(ValueError, match="history needs equally long, non-empty 'epoch' and "
-                                         "'train_loss' lists"):
+    with pytest.raises(ValueError, match="history.*epoch.*train_loss"):
         plots.plot_loss_curves(history)
 
 
@@ -305,7 +303,7 @@ def test_latent_scatter_plots_the_chosen_dims_coloured_by_digit(mnist_test_subse
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("code dim 3", "code dim 1", "codes")
     with pytest.raises(ValueError, match=r"dims must be two different dimensions from 0 to 4, got \(2, 2\)"):
         plots.plot_latent_scatter(codes, labels, dims=(2, 2))
-    with pytest.raises(ValueError, match="one label per code, got 300 codes and 299 labels"):
+    with pytest.raises(ValueError, match=r"300\D+299"):
         plots.plot_latent_scatter(codes, labels[:299])
 
 
@@ -368,7 +366,6 @@ def test_latent_explorer_redraws_when_a_slider_moves(in_jupyter, trained_ae, sma
 
 
 def test_latent_explorer_rejects_mismatched_ranges(in_jupyter):
-    with pytest.raises(ValueError, match="need one low and one high value per dimension, got 2 dims, "
-                                         "1 lows and 2 highs"):
+    with pytest.raises(ValueError, match=r"2 dims\D+1 lows\D+2 highs"):
         plots.latent_explorer(aelib.AutoEncoder(latent_dim=3), torch.zeros(3), dims=[0, 1],
                               low=[0.0], high=[1.0, 1.0])
