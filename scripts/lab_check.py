@@ -71,7 +71,8 @@ def cell_problems(cells: list[dict], hint: str = WIDGET_HINT) -> list[str]:
     problems, not_run = [], []
     for cell in cells:
         where = f"cell {cell['index'] + 1}"
-        if cell.get("kind") == "code" and prompt_state(cell.get("prompt", "")) != "done":
+        # a folded cell (source_hidden) shows no prompt; Run All stopping early shows in the cells after it
+        if cell.get("kind") == "code" and not cell.get("hidden") and prompt_state(cell.get("prompt", "")) != "done":
             not_run.append(cell["index"] + 1)
         for out in cell.get("outputs", []):
             text = out.get("text") or ""
@@ -184,7 +185,7 @@ class Lab:
 
 COLLECT_CELLS = """panel => [...panel.querySelectorAll('.jp-Cell')].map((cell, index) => ({
   index, kind: cell.classList.contains('jp-CodeCell') ? 'code' : cell.classList.contains('jp-MarkdownCell') ? 'markdown' : 'raw',
-  prompt: (cell.querySelector('.jp-InputPrompt') || {}).textContent || '',
+  prompt: (cell.querySelector('.jp-InputPrompt') || {}).textContent || '', hidden: !!cell.querySelector('.jp-InputPlaceholder'),
   outputs: [...cell.querySelectorAll('.jp-OutputArea-output')].map(out => ({
     mime: out.getAttribute('data-mime-type') || '', text: (out.textContent || '').slice(0, 4000),
     widget: !!out.querySelector('.jupyter-widgets')})),

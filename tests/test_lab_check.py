@@ -36,6 +36,12 @@ def test_a_clean_notebook_has_no_problems():
     assert lab_check.cell_problems(cells) == []
 
 
+def test_a_folded_cell_shows_no_prompt_and_is_not_called_unrun_but_a_visible_one_is():
+    folded = {**code(1, ""), "hidden": True}   # source_hidden: JupyterLab shows a placeholder, no prompt
+    assert lab_check.cell_problems([code(0, "[1]:"), folded, code(2, "[3]:")]) == []
+    assert lab_check.cell_problems([code(0, "[1]:"), folded, code(2, "[ ]:")]) == ["cell(s) that did not run: 3"]
+
+
 def test_stderr_and_errors_are_problems_named_by_cell():
     traceback = "Cell In[4], line 1\n----> 1 raise ValueError('boom')\n\nValueError: boom\n"
     problems = lab_check.cell_problems([
