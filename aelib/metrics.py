@@ -66,13 +66,13 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return float(max(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt, 0.0))
 
 
-def nearest_distances(queries: torch.Tensor, reference: torch.Tensor, exclude_self: bool = False,
+def nearest_distances(queries: torch.Tensor, pool: torch.Tensor, exclude_self: bool = False,
                       chunk_size: int = 256) -> torch.Tensor:
-    """Each query's L2 distance to its nearest ``reference`` row, on the CPU (``exclude_self``: not to itself)."""
+    """Each query's L2 distance to its nearest ``pool`` row, on the CPU (``exclude_self``: not to itself)."""
     q = queries.detach().float().cpu().reshape(len(queries), -1)
-    r = reference.detach().float().cpu().reshape(len(reference), -1)
+    r = pool.detach().float().cpu().reshape(len(pool), -1)
     if q.shape[1] != r.shape[1] or len(r) < 1 + exclude_self:
-        raise ValueError(f"queries and reference must be non-empty sets of the same width, got "
+        raise ValueError(f"queries and pool must be non-empty sets of the same width, got "
                          f"{tuple(q.shape)} and {tuple(r.shape)}")
     out = []
     for i in range(0, len(q), whole_number("chunk_size", chunk_size)):
@@ -136,7 +136,7 @@ def dims_text(dims) -> str:
 
 
 def split_test_images(test_images: torch.Tensor, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two disjoint random sets of ``n`` test images: ``(reference, floor)``; the floor plays a perfect generator."""
+    """Two disjoint random sets of ``n`` test images: ``(reference, real_images)``: the yardstick's reference set, and real images scored as a perfect generator would be."""
     whole_number("n", n, 2, len(test_images) // 2, hint=" (two disjoint test subsets)")
     order = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(seed))
     return test_images[order[:n]], test_images[order[n:2 * n]]

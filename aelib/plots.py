@@ -105,10 +105,10 @@ def draw_network(sizes: Sequence[int], names: Sequence[str], ops: Sequence[str],
     return ax
 
 
-def plot_loss_curves(history: dict, reference: Sequence[float] | None = None, ax: plt.Axes | None = None,
-                     label: str = "", reference_label: str = "article (train)") -> plt.Axes:
+def plot_loss_curves(history: dict, article: Sequence[float] | None = None, ax: plt.Axes | None = None,
+                     label: str = "", article_label: str = "article (train)") -> plt.Axes:
     """Train (and, if recorded, test) loss per epoch from a training ``history``, and an
-    optional ``reference`` list for epochs 1, 2, ... drawn dashed (e.g. the article's)."""
+    optional list of the article's losses for epochs 1, 2, ... drawn dashed."""
     epochs, train = list(history.get("epoch", [])), list(history.get("train_loss", []))
     if not epochs or len(epochs) != len(train):
         raise ValueError("history needs equally long, non-empty 'epoch' and 'train_loss' lists; "
@@ -117,8 +117,8 @@ def plot_loss_curves(history: dict, reference: Sequence[float] | None = None, ax
     ax.plot(epochs, train, "o-", label=f"{label}train (mean over the epoch)")
     if history.get("test_loss"):
         ax.plot(epochs, history["test_loss"], "s-", label=f"{label}test (after the epoch)")
-    if reference:
-        ax.plot(range(1, len(reference) + 1), reference, "k^--", alpha=0.7, label=reference_label)
+    if article:
+        ax.plot(range(1, len(article) + 1), article, "k^--", alpha=0.7, label=article_label)
     ax.set(xlabel="epoch", ylabel="loss", xticks=epochs)
     ax.legend()
     return ax
@@ -138,16 +138,16 @@ def code_size_axis(ax: plt.Axes, sizes: Sequence[int], live: dict[int, int] | No
     return ax
 
 
-def plot_by_k(frame: pd.DataFrame, columns: dict[str, str], hue: str, floor: dict[str, float] | None = None,
+def plot_by_k(frame: pd.DataFrame, columns: dict[str, str], hue: str, real: dict[str, float] | None = None,
               title: str = "", live: dict[int, int] | None = None) -> plt.Figure:
     """One panel per entry of ``columns`` (column -> y label): the column against ``k``, one line
-    per value of ``hue``, ``floor[column]`` (e.g. real images) dashed, ``live`` as in code_size_axis."""
+    per value of ``hue``, ``real[column]`` (the real test images' score) dashed, ``live`` as in code_size_axis."""
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 4.2), squeeze=False)
     for ax, (column, label) in zip(axes.flat, columns.items()):
         sns.lineplot(data=frame, x="k", y=column, hue=hue, style=hue, markers=True, dashes=False,
                      ax=ax, legend=ax is axes.flat[0])
-        if floor is not None and column in floor:
-            ax.axhline(floor[column], color="0.3", ls="--", lw=1.2, label="real test images")
+        if real is not None and column in real:
+            ax.axhline(real[column], color="0.3", ls="--", lw=1.2, label="real test images")
         code_size_axis(ax, frame["k"], live).set_ylabel(label)
     axes.flat[0].legend(fontsize=9, title=None)
     fig.suptitle(title, fontweight="bold")

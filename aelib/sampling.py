@@ -12,7 +12,7 @@ from .checks import whole_number
 from .latent import dead_dims
 
 ARTICLE_MEAN, ARTICLE_STD = 9.0, 2.0  # the article's N(9, 4): mean 9, variance 4
-SAMPLER_KINDS = ("naive", "diagonal", "full", "gmm")
+SAMPLERS = ("naive", "diagonal", "full", "gmm")
 
 
 def _dims(dead: Iterable[int], latent_dim: int) -> list[int]:
@@ -51,19 +51,19 @@ def recipe_from_codes(codes: torch.Tensor) -> tuple[list[int], float, float]:
     return dead, (live.mean().item() if live.numel() else 0.0), (live.std().item() if live.numel() > 1 else 0.0)
 
 
-def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
+def sample_codes(sampler: str, codes: torch.Tensor, n: int, seed: int = 0,
                  dead: Iterable[int] | None = None, n_components: int = 10) -> torch.Tensor:
-    """Fit a distribution of the given ``kind`` to real ``codes`` ``[N, k]`` and draw ``n``: ``"naive"``:
+    """Fit a distribution by ``sampler`` (one of SAMPLERS) to real ``codes`` ``[N, k]`` and draw ``n``: ``"naive"``:
     :func:`naive_sample` (the codes only give the dead dimensions); ``"diagonal"``: an independent normal per live
     dimension; ``"full"``: one normal with the codes' mean and full covariance; ``"gmm"``: a mixture of
     ``n_components`` full-covariance normals. Dead dimensions (default: ``latent.dead_dims(codes)``) get the codes'
-    median. One ``seed`` gives the fitted kinds the same standard-normal draws; "naive" draws its own."""
-    if kind not in SAMPLER_KINDS:
-        raise ValueError(f"unknown sampler kind {kind!r}; choose one of {SAMPLER_KINDS}")
+    median. One ``seed`` gives the fitted samplers the same standard-normal draws; "naive" draws its own."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
     whole_number("n (how many codes to draw)", n)
     found = dead_dims(codes)  # also checks that codes is a tensor [N, k] with N >= 2
     dead = _dims(found if dead is None else dead, k := codes.shape[1])
-    if kind == "naive":
+    if sampler == "naive":
         return naive_sample(n, dead, k, seed=seed)
     live = [i for i in range(k) if i not in dead]
     out = codes.detach().cpu().float().median(dim=0).values.expand(n, k).clone()
@@ -72,9 +72,9 @@ def sample_codes(kind: str, codes: torch.Tensor, n: int, seed: int = 0,
     x = codes.detach().cpu().double()[:, live]
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, len(live), generator=generator, dtype=torch.float64)
-    if kind == "diagonal":
+    if sampler == "diagonal":
         drawn = x.mean(0) + x.std(0) * noise
-    elif kind == "full":
+    elif sampler == "full":
         cov = torch.cov(x.T).reshape(len(live), len(live))
         ridge = 1e-6 * cov.diagonal().mean().clamp(min=1e-12) * torch.eye(len(live), dtype=cov.dtype)
         drawn = x.mean(0) + noise @ torch.linalg.cholesky(cov + ridge).T

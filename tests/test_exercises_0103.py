@@ -35,12 +35,12 @@ def test_feature_exercise(exercise_code, seed, noise, n):
     stub, solution = exercise_code("01_function_fitting.ipynb", "feature")
     x_train, y_train, x_test, y_test = data = toy_data(seed, noise, n)
     columns = lambda x: np.stack([x, x**2, np.ones_like(x)], axis=1)  # method (2): x, t = x^2, intercept
-    reference = float(np.mean((columns(x_test) @ np.linalg.lstsq(columns(x_train), y_train, rcond=None)[0]
+    target_mse = float(np.mean((columns(x_test) @ np.linalg.lstsq(columns(x_train), y_train, rcond=None)[0]
                                - y_test) ** 2))
-    check = lambda fn: exercises.check_feature(fn, *data, reference=reference)
+    check = lambda fn: exercises.check_feature(fn, *data, target_mse=target_mse)
     assert check(run(stub, "my_feature")).state == "not attempted"
     correct = check(run(solution, "my_feature"))
-    assert correct.state == "correct" and f"{reference:.4f}" in correct.message
+    assert correct.state == "correct" and f"{target_mse:.4f}" in correct.message
     half = check(lambda x: x**2)  # forgets the x term: better than a line, far from method (2)
     assert half.state == "wrong" and "有进步" in half.message
     useless = check(np.sin)

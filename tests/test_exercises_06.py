@@ -71,3 +71,15 @@ def test_a_dead_dimension_left_drawn_is_named(setting, small_classifier):
                            "    z = mean + std * torch.randn(n, k)\n    z[:, dead[1:]] = 0\n    return z\n")
     feedback = check(fn, setting, small_classifier)
     assert feedback.state == "wrong" and f"第 {first} 维" in feedback.message, feedback.message
+
+
+def test_a_numpy_answer_is_checked_like_a_tensor(setting, small_classifier):
+    """An attendee who draws with NumPy gets the same verdicts (the check converts, it does not crash)."""
+    model, dead, mean, std = setting
+    namespace = {"np": __import__("numpy")}
+    exec("def right(n, dead, k, mean, std):\n    z = np.random.default_rng(0).normal(mean, std, (n, k))\n"
+         "    z[:, dead] = 0\n    return z\n"
+         "def as_variance(n, dead, k, mean, std):\n    z = right(n, dead, k, mean, std ** 2)\n    return z\n", namespace)
+    assert check(namespace["right"], setting, small_classifier).state == "correct"
+    feedback = check(namespace["as_variance"], setting, small_classifier)
+    assert feedback.state == "wrong" and "方差" in feedback.message, feedback.message

@@ -131,17 +131,17 @@ def test_frechet_bad_input(a, b):
 
 def test_nearest_distances_match_brute_force_across_chunks():
     g = torch.Generator().manual_seed(3)
-    queries, reference = torch.rand(23, 784, generator=g), torch.rand(57, 784, generator=g)
-    brute = (queries[:, None] - reference[None]).pow(2).sum(-1).sqrt().min(dim=1).values
-    torch.testing.assert_close(metrics.nearest_distances(queries, reference, chunk_size=5), brute)
-    assert metrics.nearest_distances(reference[[4]], reference)[0] == 0.0  # an exact copy
+    queries, pool = torch.rand(23, 784, generator=g), torch.rand(57, 784, generator=g)
+    brute = (queries[:, None] - pool[None]).pow(2).sum(-1).sqrt().min(dim=1).values
+    torch.testing.assert_close(metrics.nearest_distances(queries, pool, chunk_size=5), brute)
+    assert metrics.nearest_distances(pool[[4]], pool)[0] == 0.0  # an exact copy
     # excluding itself, a point's nearest neighbour is another point
-    brute_self = (reference[:, None] - reference[None]).pow(2).sum(-1).sqrt()
+    brute_self = (pool[:, None] - pool[None]).pow(2).sum(-1).sqrt()
     brute_self.fill_diagonal_(float("inf"))
-    torch.testing.assert_close(metrics.nearest_distances(reference, reference, exclude_self=True,
+    torch.testing.assert_close(metrics.nearest_distances(pool, pool, exclude_self=True,
                                                          chunk_size=10), brute_self.min(dim=1).values)
     with pytest.raises(ValueError, match="non-empty sets of the same width"):
-        metrics.nearest_distances(queries, reference[:, :10])
+        metrics.nearest_distances(queries, pool[:, :10])
 
 
 def test_precision_recall_of_identical_sets_is_one_and_one():
@@ -233,13 +233,13 @@ def test_dims_text_names_dimensions_as_prose():
 
 def test_split_test_images_gives_two_disjoint_random_sets():
     images = torch.arange(1000.0)[:, None].repeat(1, 784)  # image i is all i: traceable
-    reference, floor = metrics.split_test_images(images, 300, seed=0)
-    assert reference.shape == floor.shape == (300, 784)
-    ids_ref, ids_floor = set(reference[:, 0].tolist()), set(floor[:, 0].tolist())
-    assert len(ids_ref) == len(ids_floor) == 300 and not ids_ref & ids_floor
+    reference, real = metrics.split_test_images(images, 300, seed=0)
+    assert reference.shape == real.shape == (300, 784)
+    ids_ref, ids_real = set(reference[:, 0].tolist()), set(real[:, 0].tolist())
+    assert len(ids_ref) == len(ids_real) == 300 and not ids_ref & ids_real
     assert ids_ref != set(range(300))  # random, not the first 300
     again = metrics.split_test_images(images, 300, seed=0)
-    assert torch.equal(again[0], reference) and torch.equal(again[1], floor)
+    assert torch.equal(again[0], reference) and torch.equal(again[1], real)
     assert not torch.equal(metrics.split_test_images(images, 300, seed=1)[0], reference)
     with pytest.raises(ValueError, match=r"n must be a whole number from 2 to 500, got 501 \(two "
                                          r"disjoint test subsets\)"):
@@ -282,14 +282,14 @@ def test_yardstick_errors():
 @pytest.fixture(scope="module")
 def real_rows(small_classifier, mnist_train, mnist_test):
     train_images = mnist_train[0][:5000]
-    reference, floor = metrics.split_test_images(mnist_test[0], 500, seed=0)
+    reference, real = metrics.split_test_images(mnist_test[0], 500, seed=0)
     ys = metrics.Yardstick(small_classifier, reference, train_images=train_images)
     noise = torch.rand(500, 784, generator=torch.Generator().manual_seed(0))
-    return {"real test images": ys(floor), "noise": ys(noise),
+    return {"real test images": ys(real), "noise": ys(noise),
             "training images": ys(train_images[:500])}
 
 
-def test_real_images_score_as_the_floor_and_noise_far_from_it(real_rows):
+def test_real_images_score_near_their_own_reference_and_noise_far_from_it(real_rows):
     real, noise = real_rows["real test images"], real_rows["noise"]
     assert real["mean_confidence"] > noise["mean_confidence"] + 0.05
     assert real["confident_share"] > noise["confident_share"] + 0.3

@@ -173,7 +173,7 @@ def test_loss_curves_draw_train_and_test_losses(real_history):
 def test_loss_curves_draw_the_articles_curve_for_its_epochs(real_history):
     history = dict(real_history, test_loss=[])
     fig, ax = plt.subplots()
-    assert plots.plot_loss_curves(history, reference=aelib.ARTICLE_LOSSES[8], ax=ax) is ax
+    assert plots.plot_loss_curves(history, article=aelib.ARTICLE_LOSSES[8], ax=ax) is ax
     train_line, article = ax.get_lines()  # no test curve without test losses
     assert list(article.get_xdata()) == list(range(1, 11))  # epoch 1 is the first value
     assert list(article.get_ydata()) == aelib.ARTICLE_LOSSES[8]
@@ -215,7 +215,7 @@ def by_k_frame() -> pd.DataFrame:
 
 def test_plot_by_k_one_panel_per_column_one_line_per_hue(by_k_frame):
     fig = plots.plot_by_k(by_k_frame, {"precision": "precision (%)", "recall": "recall"},
-                          hue="sampler", floor={"precision": 0.9}, title="by k")
+                          hue="sampler", real={"precision": 0.9}, title="by k")
     assert len(fig.axes) == 2 and fig._suptitle.get_text() == "by k"
     for ax, column, label in zip(fig.axes, ["precision", "recall"], ["precision (%)", "recall"]):
         data = [line for line in ax.get_lines() if len(line.get_xdata()) == 3]
@@ -224,8 +224,8 @@ def test_plot_by_k_one_panel_per_column_one_line_per_hue(by_k_frame):
         assert all(list(line.get_xdata()) == [2, 4, 8] for line in data)
         assert ax.get_ylabel() == label and ax.get_xscale() == "log"
         assert list(ax.get_xticks()) == [2, 4, 8]
-    floors = [[line for line in ax.get_lines() if line.get_linestyle() == "--"] for ax in fig.axes]
-    assert [len(f) for f in floors] == [1, 0] and list(floors[0][0].get_ydata()) == [0.9, 0.9]
+    dashed = [[line for line in ax.get_lines() if line.get_linestyle() == "--"] for ax in fig.axes]
+    assert [len(f) for f in dashed] == [1, 0] and list(dashed[0][0].get_ydata()) == [0.9, 0.9]
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend == ["diagonal", "full", "real test images"]
     assert fig.axes[1].get_legend() is None  # one legend for the figure

@@ -1,4 +1,4 @@
-"""aelib.sampling: the article's naive recipe, samplers fitted to codes (each kind), walks
+"""aelib.sampling: the article's naive recipe, samplers fitted to codes (each sampler), walks
 through the code space. Synthetic codes whose distribution is known."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from aelib import sampling
-from aelib.sampling import SAMPLER_KINDS, naive_sample, sample_codes
+from aelib.sampling import SAMPLERS, naive_sample, sample_codes
 
 MEAN = torch.tensor([1.0, -2.0, 4.0])
 MIXING = torch.tensor([[2.0, 0.0, 0.0], [1.5, 0.5, 0.0], [-1.0, 0.3, 0.2]])
@@ -100,38 +100,38 @@ def test_naive_sample_bad_input_says_what_to_do(kwargs, message):
 # ------------------------------------------------------------------------- sample_codes
 
 
-@pytest.mark.parametrize("kind", SAMPLER_KINDS)
-def test_each_kind_gives_codes_of_the_right_shape_with_dead_dims_left_alone(kind):
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_each_sampler_gives_codes_of_the_right_shape_with_dead_dims_left_alone(sampler):
     codes = relu_like_codes()
-    z = sample_codes(kind, codes, 300, seed=0)
+    z = sample_codes(sampler, codes, 300, seed=0)
     assert z.shape == (300, 5) and z.dtype == torch.float32
     assert (z[:, [1, 3]] == 0).all()  # found by latent.dead_dims: all 0
     assert z[:, [0, 2, 4]].std(dim=0).min() > 0.1
 
 
-@pytest.mark.parametrize("kind", ["diagonal", "full", "gmm"])
-def test_fitted_kinds_fill_dead_dims_with_the_codes_median(kind):
+@pytest.mark.parametrize("sampler", ["diagonal", "full", "gmm"])
+def test_fitted_samplers_fill_dead_dims_with_the_codes_median(sampler):
     codes = correlated_gaussian(2001)
     spread = torch.randperm(2001, generator=torch.Generator().manual_seed(0)).float()
     codes = torch.cat([codes, spread[:, None]], dim=1)  # values 0..2000 in some order
-    z = sample_codes(kind, codes, 50, dead=[3], seed=0)  # declared dead, though it varies
+    z = sample_codes(sampler, codes, 50, dead=[3], seed=0)  # declared dead, though it varies
     assert (z[:, 3] == 1000.0).all()  # the median (the mean would be 1000 too: see below)
     codes[:, 3] = torch.where(spread < 1500, 0.0, 40.0)  # median 0, mean 10
-    assert (sample_codes(kind, codes, 50, dead=[3], seed=0)[:, 3] == 0.0).all()
+    assert (sample_codes(sampler, codes, 50, dead=[3], seed=0)[:, 3] == 0.0).all()
 
 
-@pytest.mark.parametrize("kind", SAMPLER_KINDS)
-def test_all_dims_dead_every_draw_is_the_one_median_code(kind):
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_all_dims_dead_every_draw_is_the_one_median_code(sampler):
     """A collapsed model (every dimension dead): nothing to fit, no crash, one code."""
     codes = torch.zeros(500, 3)
     codes[:3, 1] = 5.0  # dim 1 is > 0 for 0.6% of the codes: still dead (< 1%)
-    z = sample_codes(kind, codes, 40, seed=0)
+    z = sample_codes(sampler, codes, 40, seed=0)
     assert z.shape == (40, 3) and (z == 0).all()
     median = torch.full((600, 2), 7.0)
-    assert (sample_codes(kind, median, 10, dead=[0, 1], seed=1) == (0.0 if kind == "naive" else 7.0)).all()
+    assert (sample_codes(sampler, median, 10, dead=[0, 1], seed=1) == (0.0 if sampler == "naive" else 7.0)).all()
 
 
-def test_naive_kind_is_naive_sample_with_the_codes_dead_dims():
+def test_naive_sampler_is_naive_sample_with_the_codes_dead_dims():
     codes = relu_like_codes()
     assert torch.equal(sample_codes("naive", codes, 100, seed=4),
                        naive_sample(100, dead=[1, 3], latent_dim=5, seed=4))
@@ -169,16 +169,16 @@ def test_gmm_recovers_two_well_separated_clusters():
     assert (z[:, 0].abs() < 5).float().mean() < 0.01
 
 
-@pytest.mark.parametrize("kind", SAMPLER_KINDS)
-def test_same_seed_same_draws_and_the_global_generator_untouched(kind):
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_same_seed_same_draws_and_the_global_generator_untouched(sampler):
     codes = relu_like_codes(2000)
     torch.manual_seed(123)
     expected_global = torch.rand(1)
     torch.manual_seed(123)
-    first = sample_codes(kind, codes, 64, seed=7)
+    first = sample_codes(sampler, codes, 64, seed=7)
     assert torch.equal(torch.rand(1), expected_global)
-    assert torch.equal(first, sample_codes(kind, codes, 64, seed=7))
-    assert not torch.equal(first, sample_codes(kind, codes, 64, seed=8))
+    assert torch.equal(first, sample_codes(sampler, codes, 64, seed=7))
+    assert not torch.equal(first, sample_codes(sampler, codes, 64, seed=8))
 
 
 def test_diagonal_and_full_share_their_random_numbers():
@@ -194,17 +194,17 @@ def test_diagonal_and_full_share_their_random_numbers():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"kind": "vae"}, r"unknown sampler kind 'vae'; choose one of \('naive', 'diagonal', 'full', "
+    ({"sampler": "vae"}, r"unknown sampler 'vae'; choose one of \('naive', 'diagonal', 'full', "
                       r"'gmm'\)"),
     ({"codes": torch.rand(5)}, r"codes must be a tensor \[N, k\] with N >= 2, got .*embed_images"),
     ({"codes": torch.rand(1, 3)}, r"codes must be a tensor \[N, k\] with N >= 2"),
     ({"dead": [9]}, r"dead dimensions \[9\] are out of range for latent_dim=5"),
     ({"n": 0}, r"n \(how many codes to draw\) must be a whole number >= 1, got 0"),
-    ({"kind": "gmm", "codes": relu_like_codes(15)},
+    ({"sampler": "gmm", "codes": relu_like_codes(15)},
      r"a mixture of 10 components needs more codes than 15; pass at least 20"),
 ])
 def test_sample_codes_bad_input_says_what_to_do(kwargs, message):
-    args = {"kind": "full", "codes": relu_like_codes(100), "n": 10, **kwargs}
+    args = {"sampler": "full", "codes": relu_like_codes(100), "n": 10, **kwargs}
     with pytest.raises(ValueError, match=message):
         sample_codes(**args)
 
