@@ -65,20 +65,20 @@ def ranges(numbers: list[int]) -> str:
 
 
 def cell_problems(cells: list[dict], hint: str = WIDGET_HINT) -> list[str]:
-    """What a reader would see go wrong, from the cells on screen. A cell: ``{"index", "kind":
+    """What a reader would see go wrong, from the cells on screen. A cell: ``{"index", "cell_type":
     "code"|"markdown"|"raw", "prompt": "[3]:", "outputs": [{"mime", "text", "widget"}], "images":
     [{"complete", "width"}]}``; ``hint`` follows a broken widget's description."""
     problems, not_run = [], []
     for cell in cells:
         where = f"cell {cell['index'] + 1}"
         # a folded cell (source_hidden) shows no prompt; Run All stopping early shows in the cells after it
-        if cell.get("kind") == "code" and not cell.get("hidden") and prompt_state(cell.get("prompt", "")) != "done":
+        if cell.get("cell_type") == "code" and not cell.get("hidden") and prompt_state(cell.get("prompt", "")) != "done":
             not_run.append(cell["index"] + 1)
         for out in cell.get("outputs", []):
             text = out.get("text") or ""
             if out.get("mime") == STDERR_MIME:
-                kind = "error" if re.search(r"Traceback|\w+(Error|Exception):", text) else "stderr output"
-                problems.append(f"{where}: {kind}: {short(text)}")
+                what = "error" if re.search(r"Traceback|\w+(Error|Exception):", text) else "stderr output"
+                problems.append(f"{where}: {what}: {short(text)}")
             if "Error displaying widget" in text:
                 problems.append(f"{where}: {short(text, lines=2)}{hint}")
             elif text.strip().startswith(LOADING_WIDGET):
@@ -184,7 +184,7 @@ class Lab:
 
 
 COLLECT_CELLS = """panel => [...panel.querySelectorAll('.jp-Cell')].map((cell, index) => ({
-  index, kind: cell.classList.contains('jp-CodeCell') ? 'code' : cell.classList.contains('jp-MarkdownCell') ? 'markdown' : 'raw',
+  index, cell_type: cell.classList.contains('jp-CodeCell') ? 'code' : cell.classList.contains('jp-MarkdownCell') ? 'markdown' : 'raw',
   prompt: (cell.querySelector('.jp-InputPrompt') || {}).textContent || '', hidden: !!cell.querySelector('.jp-InputPlaceholder'),
   outputs: [...cell.querySelectorAll('.jp-OutputArea-output')].map(out => ({
     mime: out.getAttribute('data-mime-type') || '', text: (out.textContent || '').slice(0, 4000),
@@ -281,13 +281,12 @@ def drive_notebook(page, lab: Lab, path: Path, timeout: float, shots: Path) -> l
         problems.append(opens_modified(json.loads(path.read_text(encoding="utf-8")).get("metadata", {}), kernel))
     problems += run_all(page, panel, timeout)
     cells = settled_cells(panel)
-    print(f"  {sum(c['kind'] == 'code' for c in cells)} code cells, {sum(len(c['images']) for c in cells)} images, "
+    print(f"  {sum(c['cell_type'] == 'code' for c in cells)} code cells, {sum(len(c['images']) for c in cells)} images, "
           f"{sum(bool(o.get('widget')) for c in cells for o in c['outputs'])} widgets")
     problems += cell_problems(cells)
     page.evaluate("() => document.querySelectorAll('.jp-NotebookPanel .jp-WindowedPanel-outer').forEach(e => e.scrollTo(0, 0))")
     time.sleep(0.5)
-    screen = page.evaluate(COLLECT_SCREEN)
-    problems += screen_problems(screen["dialogs"], screen["toasts"])
+    problems += screen_problems(**page.evaluate(COLLECT_SCREEN))  # its dialogs and toasts
     page.screenshot(path=str(shots / f"{path.stem}.png"))
     if is_explorer(path) and not problems:
         problems += check_explorer(page, panel, shots / f"{path.stem}-explorer.png")

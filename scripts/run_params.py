@@ -114,8 +114,7 @@ def main() -> int:
                 report, error = f"{path.name}: FAILED", f"{path.name}: {type(exc).__name__}: {exc}"
             print(report, flush=True)
             failed += [error] if error else []
-    for line in failed:
-        print("error in", line, file=sys.stderr)
+    print("".join(f"error in {line}\n" for line in failed), end="", file=sys.stderr)
     print(f"{len(runs) - len(failed)} passed, {len(failed)} failed"
           + (f": {', '.join(line.split(':')[0] for line in failed)}" if failed else ""))
     return 1 if failed else 0

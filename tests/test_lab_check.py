@@ -17,7 +17,7 @@ STDERR, STDOUT = "application/vnd.jupyter.stderr", "application/vnd.jupyter.stdo
 
 
 def code(index, prompt="[1]:", outputs=(), images=()):
-    return {"index": index, "kind": "code", "prompt": prompt, "outputs": list(outputs), "images": list(images)}
+    return {"index": index, "cell_type": "code", "prompt": prompt, "outputs": list(outputs), "images": list(images)}
 
 
 def test_prompt_state():
@@ -28,7 +28,7 @@ def test_prompt_state():
 
 
 def test_a_clean_notebook_has_no_problems():
-    cells = [{"index": 0, "kind": "markdown", "prompt": "", "outputs": [], "images": [{"complete": True, "width": 40}]},
+    cells = [{"index": 0, "cell_type": "markdown", "prompt": "", "outputs": [], "images": [{"complete": True, "width": 40}]},
              code(1, "[1]:", [{"mime": STDOUT, "text": "reconstruction error 0.031\nValueError count: 0"}]),
              code(2, "[2]:", [{"mime": "image/png", "text": ""}], [{"complete": True, "width": 640}]),
              code(3, "[3]:", [{"mime": "text/plain", "text": "Result(value=3)"}]),
@@ -77,7 +77,7 @@ def test_images_that_did_not_render_or_load_are_problems():
 
 def test_code_cells_that_did_not_run_are_listed_once_as_ranges():
     cells = [code(0, "[1]:"), code(1, "[*]:"), code(2, "[ ]:"), code(3, "[ ]:"), code(5, "[ ]:"),
-             {"index": 4, "kind": "markdown", "prompt": "", "outputs": [], "images": []}]
+             {"index": 4, "cell_type": "markdown", "prompt": "", "outputs": [], "images": []}]
     assert lab_check.cell_problems(cells) == ["cell(s) that did not run: 2-4, 6"]
 
 
