@@ -21,6 +21,7 @@ OPTIONAL = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if p not in MA
 MAX_PROSE_CHARS = 15_000
 MAX_CODE_CELLS = 80
 MAX_FIGURES_PER_NOTEBOOK = 4
+MAX_CELL_LINES = 15  # every code cell, a folded one too: read in one look
 
 # the article's six headings, and its pictures (by the article's file names; ae1.png is not
 # described in its text): (main-track notebook, the file its cell saves) for each
@@ -128,6 +129,13 @@ def test_notebook_ends_with_summary_and_exercises_with_worked_solutions(path):
     assert "## 总结" in text and "## 练习" in text
     exercises = text.split("## 练习", 1)[1]
     assert exercises.count("<details>") >= 2, "exercises come with unfoldable worked solutions"
+
+
+@pytest.mark.parametrize("path", MAIN + OPTIONAL, ids=lambda p: p.name)
+def test_every_code_cell_is_short_folded_ones_too(path):
+    long = {i: n for i, c in enumerate(load(path)["cells"])
+            if c["cell_type"] == "code" and (n := len(source(c).splitlines())) > MAX_CELL_LINES}
+    assert not long, f"cells over {MAX_CELL_LINES} lines (cell index: lines): {long}"
 
 
 @pytest.mark.parametrize("path", MAIN + OPTIONAL, ids=lambda p: p.name)
