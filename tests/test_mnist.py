@@ -3,7 +3,6 @@ fresh data root (only the four .gz files) extracted safely by several processes 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -14,12 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import NOTEBOOKS, notebook_code
 from torchvision.datasets import MNIST
 
 from aelib.files import project_root
 from aelib.mnist import DATA_ENV_VAR, MNIST_FILES, MNISTUnavailableError, data_root, load_mnist
-
-NOTEBOOKS = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.fixture
@@ -130,6 +128,4 @@ def test_a_corrupt_gz_file_gives_the_error_naming_the_root_the_files_and_the_var
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_reaches_mnist_through_aelib(path):
     """Offline, only aelib.load_mnist names the data root and the variable to set."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    assert not re.search(r"torchvision\.datasets|\bMNIST\(", code), f"{path.name} opens MNIST itself"
+    assert not re.search(r"torchvision\.datasets|\bMNIST\(", notebook_code(path)), f"{path.name} opens MNIST itself"
