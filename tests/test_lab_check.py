@@ -19,7 +19,7 @@ def code(index, prompt="[1]:", outputs=(), images=()):
     return {"index": index, "cell_type": "code", "prompt": prompt, "outputs": list(outputs), "images": list(images)}
 
 
-def test_prompt_state():
+def test_a_prompt_tells_whether_a_cell_ran_is_running_or_did_not_run():
     assert lab_check.prompt_state("[12]:") == "done"
     assert lab_check.prompt_state("[*]:") == "running"
     assert lab_check.prompt_state("[ ]:") == "not run"

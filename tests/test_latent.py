@@ -64,7 +64,7 @@ def test_reconstruction_errors_are_each_images_own_loss(trained_ae, images):
                                errors)
 
 
-def test_per_digit_error_table(trained_ae, images, labels):
+def test_per_digit_error_gives_each_digits_count_mean_and_spread(trained_ae, images, labels):
     errors = latent.reconstruction_errors(trained_ae, images)
     table = latent.per_digit_error(trained_ae, images, labels)
     assert table.index.name == "digit" and list(table.index) == list(range(10))

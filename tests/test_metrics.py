@@ -49,7 +49,7 @@ def test_predict_proba_and_extract_features(small_classifier):
                                    small_classifier.features(x))
 
 
-def test_accuracy_on_a_hand_made_case():
+def test_accuracy_is_the_share_predicted_right_and_needs_one_label_per_image():
     images = torch.zeros(4, 784)
     images[:, 0] = torch.tensor([3.0, 1.0, 7.0, 7.0])  # predictions 3, 1, 7, 7
     assert metrics.accuracy(FirstPixelClassifier(), images, torch.tensor([3, 1, 2, 7])) == 0.75
@@ -64,7 +64,7 @@ def test_accuracy_of_the_small_classifier_on_real_digits(small_classifier, mnist
     assert metrics.accuracy(small_classifier, images, (labels + 1) % 10) < 0.1
 
 
-def test_class_coverage():
+def test_class_coverage_is_the_spread_of_the_predicted_classes_and_how_many_are_seen():
     eye = torch.eye(10)
     assert metrics.class_coverage(eye.repeat(20, 1)) == (pytest.approx(1.0), 10)
     assert metrics.class_coverage(eye[[3] * 50]) == (pytest.approx(0.0), 1)
@@ -170,7 +170,7 @@ def test_precision_recall_neighbours_must_fit_the_sets():
         metrics.precision_recall(torch.rand(5, 2), torch.rand(8, 2), neighbours=5)
 
 
-def test_support_share():
+def test_support_share_is_the_share_within_reach_of_the_training_codes():
     g = torch.Generator().manual_seed(0)
     train_codes = torch.randn(3000, 2, generator=g)
     held_out = torch.randn(3000, 2, generator=g)  # the same distribution
@@ -204,7 +204,7 @@ def test_compare_words_with_a_margin(a, b, expected):
     assert metrics.compare(a, b, margin=0.05) == expected
 
 
-def test_compare_custom_words_and_errors():
+def test_compare_takes_other_words_and_refuses_a_bad_margin_or_word_list():
     words = ("低于", "与…相当", "高于")
     assert [metrics.compare(x, 1.0, 0.1, words) for x in (0.5, 1.0, 1.5)] == list(words)
     with raises_naming(ValueError, "margin", "-0.1"):
@@ -270,7 +270,7 @@ def test_yardstick_row_on_a_fake_classifier():
     assert strict["confident_share"] == 0.0 and strict["classes_covered"] == 0
 
 
-def test_yardstick_errors():
+def test_yardstick_refuses_a_bad_threshold_and_too_few_images():
     with raises_naming(ValueError, "threshold", "90"):
         metrics.Yardstick(FirstPixelClassifier(), torch.rand(10, 784), threshold=90)
     ys = metrics.Yardstick(FirstPixelClassifier(), torch.rand(10, 784))

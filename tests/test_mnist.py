@@ -26,7 +26,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(MNIST, "mirrors", [(tmp_path / "no-mirror").as_uri() + "/"])
 
 
-def test_training_split(mnist_train):
+def test_the_training_split_is_60000_images_of_bytes_over_255_in_the_official_order(mnist_train):
     images, labels = mnist_train
     assert images.shape == (60_000, 784) and images.dtype == torch.float32
     assert labels.shape == (60_000,) and labels.dtype == torch.int64
@@ -35,7 +35,7 @@ def test_training_split(mnist_train):
     assert labels[:5].tolist() == [5, 0, 4, 1, 9]  # the official order
 
 
-def test_test_split(mnist_test):
+def test_the_test_split_is_10000_images_in_the_official_order(mnist_test):
     images, labels = mnist_test
     assert images.shape == (10_000, 784) and labels.shape == (10_000,)
     assert labels[:3].tolist() == [7, 2, 1] and set(labels.unique().tolist()) == set(range(10))

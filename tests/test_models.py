@@ -29,7 +29,7 @@ def zero_(layer: nn.Linear, bias: float = 0.0) -> nn.Linear:
 
 @pytest.mark.parametrize("cls", AUTOENCODERS)
 @pytest.mark.parametrize("latent_dim", [2, 8, 64])
-def test_autoencoder_shapes(cls, latent_dim, mnist_test_subset):
+def test_autoencoders_map_images_to_k_numbers_and_back(cls, latent_dim, mnist_test_subset):
     torch.manual_seed(0)
     model = cls(latent_dim=latent_dim).eval()
     images = mnist_test_subset[0][:16]
@@ -125,7 +125,7 @@ def test_autoencoder_loss_is_the_mean_squared_error_per_pixel():
     assert model.loss(x, torch.arange(3)).item() == model.loss(x).item()  # labels ignored
 
 
-def test_linear_autoencoder_loss():
+def test_linear_autoencoder_loss_is_the_mean_squared_error_per_pixel():
     model = LinearAutoEncoder(latent_dim=2)
     zero_(model.decoder, bias=0.3)  # no sigmoid: the output is the bias itself
     x = torch.full((2, 784), 0.1)

@@ -173,7 +173,7 @@ def test_history_seconds_time_each_epochs_training_but_not_its_evaluation(
     assert history["epoch"] == [1, 2, 3] and len(history["test_loss"]) == 3
 
 
-def test_history_without_test_images(mnist_train_subset):
+def test_history_without_test_images_has_no_test_losses(mnist_train_subset):
     history = train(seeded(), mnist_train_subset[0][:256], epochs=2, verbose=False)
     assert set(history) == {"epoch", "train_loss", "test_loss", "seconds"}
     assert history["epoch"] == [1, 2] and history["test_loss"] == []
@@ -249,7 +249,7 @@ def test_evaluate_weighs_every_image_equally_across_batches(mnist_test):
     assert abs(unweighted - expected) > 1e-3  # far more than the tolerance above
 
 
-def test_evaluate_a_classifier_with_labels(small_classifier, mnist_test_subset):
+def test_evaluate_scores_a_classifier_by_cross_entropy_on_its_labels(small_classifier, mnist_test_subset):
     images, labels = mnist_test_subset
     with torch.no_grad():
         expected = F.cross_entropy(small_classifier(images), labels).item()
