@@ -70,13 +70,14 @@ def test_other_settings_are_refused_naming_both_not_called_corrupt(tmp_path):
     assert not isinstance(info.value, CorruptCheckpointError)
 
 
-def test_another_kind_of_model_or_weights_that_do_not_fit_are_refused(tmp_path):
-    path = save_checkpoint(tmp_path / "vae.pt", VAE(latent_dim=8), {"latent_dim": 8}, HISTORY)
-    with raises_naming(CheckpointError, path):
-        load_checkpoint(path, AutoEncoder(latent_dim=8), {"latent_dim": 8})
-    path = save_checkpoint(tmp_path / "ae.pt", AutoEncoder(latent_dim=8), {"latent_dim": 8}, HISTORY)
-    with raises_naming(CheckpointError, path):
-        load_checkpoint(path, AutoEncoder(latent_dim=8, code_activation=None, hidden_dim=16), {"latent_dim": 8})
+@pytest.mark.parametrize("saved, model", [(VAE(latent_dim=8), AutoEncoder(latent_dim=8)),
+                                          (AutoEncoder(latent_dim=8), AutoEncoder(latent_dim=8, hidden_dim=16))])
+def test_another_kind_of_model_or_weights_that_do_not_fit_are_refused_not_called_corrupt(tmp_path, saved, model):
+    """Refused, so the cache never trains over the file (it would, were it called corrupt)."""
+    path = save_checkpoint(tmp_path / "other.pt", saved, {"latent_dim": 8}, HISTORY)
+    with raises_naming(CheckpointError, path) as info:
+        load_checkpoint(path, model, {"latent_dim": 8})
+    assert not isinstance(info.value, CorruptCheckpointError)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", {"weights": torch.zeros(2)}])
