@@ -1,23 +1,66 @@
 """Shared fixtures: real MNIST from the data root (``$AELIB_DATA_DIR``, else ``data/``),
 loaded once per session; two small models trained on subsets; every figure closed after
-each test.
+each test. Shared helpers (``from conftest import ...``): the repository and its notebooks,
+``raises_naming`` (an error and the facts its message must carry), ``seeded`` models,
+``define`` (a notebook cell's function).
 
 Training here always runs on subsets (one epoch on all 60,000 images takes seconds).
 """
 
 from __future__ import annotations
 
+import json
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 import aelib  # noqa: E402
+from aelib import latent  # noqa: E402
 
 SUBSET = 2048  # training images used where only the behaviour of the loop matters
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@contextmanager
+def raises_naming(exc_type: type[BaseException], *facts: object):
+    """``pytest.raises(exc_type)`` whose message holds each fact (``str(fact)``): the bad value, the
+    argument or variable to change, the path, the command to run; never the wording around them."""
+    with pytest.raises(exc_type) as info:
+        yield info
+    message = str(info.value)
+    missing = [str(fact) for fact in facts if str(fact) not in message]
+    assert not missing, f"the {exc_type.__name__} does not name {missing}: {message!r}"
+
+
+def seeded(cls: type[nn.Module] = aelib.AutoEncoder, seed: int = 0, **kwargs) -> nn.Module:
+    """``cls(**kwargs)`` with the initial weights of ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed)
+    return cls(**kwargs)
+
+
+def notebook_code(path: Path) -> str:
+    """The code cells of a notebook, joined."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+def define(source: str, name: str):
+    """What ``name`` is after running a cell's ``source`` with the names the notebooks import."""
+    namespace = {"np": np, "torch": torch, "nn": nn, "F": F, "latent": latent}
+    exec(source, namespace)
+    return namespace[name]
 
 
 @pytest.fixture(autouse=True)
@@ -92,8 +135,8 @@ def same_weights():
 
 @pytest.fixture
 def small_mnist(monkeypatch, mnist_train, mnist_test):
-    """The model cache trains on 512 training and 256 test images; returns the list of the
-    ``train()`` calls it makes (their keyword arguments)."""
+    """The model cache (and the code-size sweep) train on 512 training and 256 test images;
+    returns the list of the ``train()`` calls it makes (their keyword arguments, and "model")."""
     from aelib import cache
 
     calls, real_train = [], cache.train
@@ -103,11 +146,12 @@ def small_mnist(monkeypatch, mnist_train, mnist_test):
         n = 512 if train else 256
         return images[:n], labels[:n]
 
-    def counting_train(*args, **kwargs):
-        calls.append(kwargs)
-        return real_train(*args, **kwargs)
+    def counting_train(model, *args, **kwargs):
+        calls.append({"model": model, **kwargs})
+        return real_train(model, *args, **kwargs)
 
     monkeypatch.setattr(cache, "load_mnist", subset)
+    monkeypatch.setattr(latent, "load_mnist", subset)
     monkeypatch.setattr(cache, "train", counting_train)
     return calls
 
@@ -131,12 +175,8 @@ def exercise_code():
     """``exercise_code(notebook, name)`` -> ``(stub, solution)``: the source of the code cell tagged
     ``exercise:NAME`` and the Python block of the Markdown cell tagged ``solution:NAME`` in
     ``notebooks/NOTEBOOK`` (e.g. ``"06_naive_sampling.ipynb"``), as the attendee sees them."""
-    import json
-    import re
-    from pathlib import Path
-
     def find(notebook: str, name: str) -> tuple[str, str]:
-        cells = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / notebook).read_text("utf-8"))["cells"]
+        cells = json.loads((ROOT / "notebooks" / notebook).read_text("utf-8"))["cells"]
         tagged = {tag: "".join(c["source"]) for c in cells for tag in c.get("metadata", {}).get("tags", [])}
         stub, solution = tagged[f"exercise:{name}"], tagged[f"solution:{name}"]
         return stub, re.search(r"```python\n(.*?)```", solution, re.S).group(1)

@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import define
 from torch import nn
 
 import aelib
 from aelib import exercises
-
-
-def run(source: str, name: str):
-    """The function ``name`` that ``source`` defines, with the names the notebooks import."""
-    namespace = {"np": np, "torch": torch, "nn": nn, "F": F}
-    exec(source, namespace)
-    return namespace[name]
 
 
 def toy_data(seed: int, noise: float, n: int):
@@ -38,8 +32,8 @@ def test_feature_exercise(exercise_code, seed, noise, n):
     target_mse = float(np.mean((columns(x_test) @ np.linalg.lstsq(columns(x_train), y_train, rcond=None)[0]
                                - y_test) ** 2))
     check = lambda fn: exercises.check_feature(fn, *data, target_mse=target_mse)
-    assert check(run(stub, "my_feature")).state == "not attempted"
-    correct = check(run(solution, "my_feature"))
+    assert check(define(stub, "my_feature")).state == "not attempted"
+    correct = check(define(solution, "my_feature"))
     assert correct.state == "correct" and f"{target_mse:.4f}" in correct.message
     half = check(lambda x: x**2)  # forgets the x term: better than a line, far from method (2)
     assert half.state == "wrong" and "有进步" in half.message
@@ -52,8 +46,8 @@ def test_feature_exercise(exercise_code, seed, noise, n):
 @pytest.mark.parametrize("k", [8, 5])
 def test_decoder_exercise(exercise_code, k):
     stub, solution = exercise_code("02_autoencoder_model.ipynb", "decoder")
-    assert exercises.check_decoder(run(stub, "make_decoder"), k).state == "not attempted"
-    correct = exercises.check_decoder(run(solution, "make_decoder"), k)
+    assert exercises.check_decoder(define(stub, "make_decoder"), k).state == "not attempted"
+    correct = exercises.check_decoder(define(solution, "make_decoder"), k)
     n_params = sum(p.numel() for p in aelib.AutoEncoder(latent_dim=k).decoder.parameters())
     assert correct.state == "correct" and f"{n_params:,}" in correct.message
     wrong = {  # a plausible slip -> what the hint must name
@@ -79,8 +73,8 @@ def test_training_step_exercise(exercise_code, mnist_train_subset, k, seed):
     model, x = aelib.AutoEncoder(latent_dim=k), mnist_train_subset[0][:64]
     before = [p.detach().clone() for p in model.parameters()]
     check = lambda fn: exercises.check_training_step(fn, model, x)
-    assert check(run(stub, "training_step")).state == "not attempted"
-    assert check(run(solution, "training_step")).state == "correct"
+    assert check(define(stub, "training_step")).state == "not attempted"
+    assert check(define(solution, "training_step")).state == "correct"
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters())), "the check trains copies"
 
     def step(model, optimizer, x, zero_grad=True, update=True, target=None):

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import define
 
 import aelib
 from aelib import exercises, latent
 
 WORST = ("04_reconstruction.ipynb", "worst_images")
 DEAD = ("05_latent_distribution.ipynb", "dead_dims")
-
-
-def define(source: str, name: str):
-    """Exec a cell's source as the notebook would (aelib's modules imported) and return ``name``."""
-    namespace = {"latent": latent, "torch": torch}
-    exec(source, namespace)
-    return namespace[name]
 
 
 @pytest.fixture(scope="module", params=[8, 3], ids=["k=8 (default)", "k=3"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import define
 
 import aelib
 from aelib import exercises, latent, sampling
@@ -16,9 +17,7 @@ NOTEBOOK, NAME = "06_naive_sampling.ipynb", "naive_sampler"
 
 
 def attendee_function(source: str):
-    namespace = {"torch": torch}
-    exec(source, namespace)
-    return namespace["my_naive_sample"]
+    return define(source, "my_naive_sample")
 
 
 @pytest.fixture(scope="module", params=["default", "k=6, own recipe"])
@@ -76,10 +75,9 @@ def test_a_dead_dimension_left_drawn_is_named(setting, small_classifier):
 def test_a_numpy_answer_is_checked_like_a_tensor(setting, small_classifier):
     """An attendee who draws with NumPy gets the same verdicts (the check converts, it does not crash)."""
     model, dead, mean, std = setting
-    namespace = {"np": __import__("numpy")}
-    exec("def right(n, dead, k, mean, std):\n    z = np.random.default_rng(0).normal(mean, std, (n, k))\n"
-         "    z[:, dead] = 0\n    return z\n"
-         "def as_variance(n, dead, k, mean, std):\n    z = right(n, dead, k, mean, std ** 2)\n    return z\n", namespace)
-    assert check(namespace["right"], setting, small_classifier).state == "correct"
-    feedback = check(namespace["as_variance"], setting, small_classifier)
+    right = ("def right(n, dead, k, mean, std):\n    z = np.random.default_rng(0).normal(mean, std, (n, k))\n"
+             "    z[:, dead] = 0\n    return z\n")
+    assert check(define(right, "right"), setting, small_classifier).state == "correct"
+    as_variance = right + "def as_variance(n, dead, k, mean, std):\n    return right(n, dead, k, mean, std ** 2)\n"
+    feedback = check(define(as_variance, "as_variance"), setting, small_classifier)
     assert feedback.state == "wrong" and "方差" in feedback.message, feedback.message

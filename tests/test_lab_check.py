@@ -6,10 +6,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
+from conftest import ROOT, raises_naming
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "lab_check.py"
-spec = importlib.util.spec_from_file_location("lab_check", SCRIPT)
+spec = importlib.util.spec_from_file_location("lab_check", ROOT / "scripts" / "lab_check.py")
 lab_check = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(lab_check)
 
@@ -20,7 +19,7 @@ def code(index, prompt="[1]:", outputs=(), images=()):
     return {"index": index, "cell_type": "code", "prompt": prompt, "outputs": list(outputs), "images": list(images)}
 
 
-def test_prompt_state():
+def test_a_prompt_tells_whether_a_cell_ran_is_running_or_did_not_run():
     assert lab_check.prompt_state("[12]:") == "done"
     assert lab_check.prompt_state("[*]:") == "running"
     assert lab_check.prompt_state("[ ]:") == "not run"
@@ -101,7 +100,7 @@ def test_default_notebooks_main_track_then_the_explorer_wherever_it_is(tmp_path)
     write(tmp_path, "09_better.ipynb", '{"source": "plots.latent_explorer(model)"}')
     assert [p.name for p in lab_check.default_notebooks(tmp_path)] == ["01_a.ipynb", "06_f.ipynb", "09_better.ipynb"]
     (tmp_path / "09_better.ipynb").unlink()
-    with pytest.raises(SystemExit, match="latent_explorer"):
+    with raises_naming(SystemExit, tmp_path, "latent_explorer"):
         lab_check.default_notebooks(tmp_path)
 
 
@@ -119,7 +118,7 @@ def test_a_rerun_deletes_only_the_screenshots_the_check_wrote(tmp_path):
 
 def test_screenshots_never_overwrite_a_file_the_check_did_not_write(tmp_path):
     figure = write(tmp_path, "04_reconstruction.png", "figure")
-    with pytest.raises(SystemExit, match="04_reconstruction.png"):
+    with raises_naming(SystemExit, tmp_path / "04_reconstruction.png"):
         lab_check.clear_screenshots(tmp_path, ["03_training.png", "04_reconstruction.png"])
     assert figure.read_text() == "figure"
 

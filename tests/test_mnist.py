@@ -3,7 +3,6 @@ fresh data root (only the four .gz files) extracted safely by several processes 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -14,12 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import NOTEBOOKS, notebook_code, raises_naming
 from torchvision.datasets import MNIST
 
 from aelib.files import project_root
 from aelib.mnist import DATA_ENV_VAR, MNIST_FILES, MNISTUnavailableError, data_root, load_mnist
-
-NOTEBOOKS = sorted((project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.fixture
@@ -28,7 +26,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setattr(MNIST, "mirrors", [(tmp_path / "no-mirror").as_uri() + "/"])
 
 
-def test_training_split(mnist_train):
+def test_the_training_split_is_60000_images_of_bytes_over_255_in_the_official_order(mnist_train):
     images, labels = mnist_train
     assert images.shape == (60_000, 784) and images.dtype == torch.float32
     assert labels.shape == (60_000,) and labels.dtype == torch.int64
@@ -37,7 +35,7 @@ def test_training_split(mnist_train):
     assert labels[:5].tolist() == [5, 0, 4, 1, 9]  # the official order
 
 
-def test_test_split(mnist_test):
+def test_the_test_split_is_10000_images_in_the_official_order(mnist_test):
     images, labels = mnist_test
     assert images.shape == (10_000, 784) and labels.shape == (10_000,)
     assert labels[:3].tolist() == [7, 2, 1] and set(labels.unique().tolist()) == set(range(10))
@@ -110,26 +108,18 @@ def test_the_data_root_variable_relative_to_the_repository(monkeypatch):
 def test_missing_files_offline_name_the_root_the_variable_and_the_files(monkeypatch, tmp_path, offline):
     empty = tmp_path / "empty-root"
     monkeypatch.setenv(DATA_ENV_VAR, str(empty))
-    with pytest.raises(MNISTUnavailableError) as info:
+    with raises_naming(MNISTUnavailableError, DATA_ENV_VAR, *(empty / "MNIST" / "raw" / name for name in MNIST_FILES)):
         load_mnist(train=True)
-    message = str(info.value)
-    assert DATA_ENV_VAR in message
-    for name in MNIST_FILES:
-        assert str(empty / "MNIST" / "raw" / name) in message
 
 
 def test_a_corrupt_gz_file_gives_the_error_naming_the_root_the_files_and_the_variable(gz_only_root, offline):
     broken = gz_only_root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
     broken.write_bytes(broken.read_bytes()[:100_000])  # a partial download
-    with pytest.raises(MNISTUnavailableError) as info:
+    with raises_naming(MNISTUnavailableError, gz_only_root, broken, DATA_ENV_VAR):
         load_mnist(train=True, root=gz_only_root)
-    assert str(gz_only_root) in str(info.value) and str(broken) in str(info.value)
-    assert DATA_ENV_VAR in str(info.value)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_reaches_mnist_through_aelib(path):
     """Offline, only aelib.load_mnist names the data root and the variable to set."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    assert not re.search(r"torchvision\.datasets|\bMNIST\(", code), f"{path.name} opens MNIST itself"
+    assert not re.search(r"torchvision\.datasets|\bMNIST\(", notebook_code(path)), f"{path.name} opens MNIST itself"

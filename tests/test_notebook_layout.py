@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import NOTEBOOKS, notebook_code
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-MAIN = sorted(NOTEBOOKS.glob("0[1-6]_*.ipynb"))
-OPTIONAL = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if p not in MAIN)
+MAIN = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "04", "05", "06")]
+OPTIONAL = [p for p in NOTEBOOKS if p not in MAIN]
 
 # the read-along budget of the main track (01-06 together)
 MAX_PROSE_CHARS = 15_000
@@ -148,7 +148,7 @@ def test_first_code_cell_is_the_parameters_cell(path):
 
 @pytest.mark.parametrize("path", MAIN, ids=lambda p: p.name)
 def test_main_track_never_depends_on_an_optional_notebook(path):
-    code = "\n".join(source(c) for c in code_cells(load(path)))
+    code = notebook_code(path)
     for optional in OPTIONAL:
         assert optional.name not in code and optional.stem not in code, (
             f"{path.name} runs or reads {optional.name}")
@@ -156,8 +156,7 @@ def test_main_track_never_depends_on_an_optional_notebook(path):
 
 @pytest.mark.parametrize("path", MAIN + OPTIONAL, ids=lambda p: p.name)
 def test_notebooks_use_only_aelibs_public_names_and_cite_the_article(path):
-    nb = load(path)
-    code = "\n".join(source(c) for c in code_cells(nb))
+    nb, code = load(path), notebook_code(path)
     assert not re.search(r"\baelib(?:\.\w+)*\._\w+|from aelib[\w.]* import [^\n]*\b_\w+|batched_apply", code)
     assert "提纲" not in markdown_text(nb) + "".join(markdown_outputs(c) for c in code_cells(nb)), (
         "readers have the article, not an outline")

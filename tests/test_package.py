@@ -9,10 +9,9 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import NOTEBOOKS
 
 import aelib
-
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TOPIC_MODULES = ("latent", "metrics", "plots", "sampling")
 
 

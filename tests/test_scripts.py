@@ -15,9 +15,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import NOTEBOOKS, ROOT, notebook_code, raises_naming
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 sys.path.insert(0, str(ROOT / "scripts"))
 run_params = importlib.import_module("run_params")
 pretrain = importlib.import_module("pretrain")
@@ -56,7 +55,7 @@ def test_set_parameters_touches_only_the_named_assignments():
 
 @pytest.mark.parametrize("item", ["LATENT_DIM", "LATENT_DIM 3", "TITLE=run #1"])
 def test_a_set_item_that_is_not_name_equals_value_is_named_in_the_error(item):
-    with pytest.raises(SystemExit, match=re.escape(repr(item))):
+    with raises_naming(SystemExit, repr(item)):
         run_params.parse_settings([item])
 
 
@@ -85,10 +84,6 @@ def test_run_params_runs_every_notebook_though_one_errs_and_one_kernel_dies(tmp_
 
 # ------------------------------------------------------------------- pretrain: what each notebook trains
 
-def code_of(path: Path) -> str:
-    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
-
-
 def parameter(path: Path, name: str):
     return ast.literal_eval(run_params.assignments(run_params.parameters_cell(path))[name])
 
@@ -99,7 +94,7 @@ def autoencoders(jobs) -> dict[int, dict]:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_pretrain_knows_every_notebook_and_lists_models_exactly_where_its_code_trains(path):
-    trains = re.search(r"\b(train_or_load|train_or_load_many|sweep_latent_sizes)\(", code_of(path))
+    trains = re.search(r"\b(train_or_load|train_or_load_many|sweep_latent_sizes)\(", notebook_code(path))
     assert bool(pretrain.notebook_models(path)) == bool(trains)
 
 
@@ -159,10 +154,10 @@ def test_pretrain_lists_each_model_of_a_parameter_set_once():
 
 def test_pretrain_names_a_notebook_it_does_not_know_and_a_parameter_its_entry_misses(tmp_path):
     new = notebook(tmp_path / "12_new.ipynb", "LATENT_DIM = 8", "aelib.train_or_load('ae')")
-    with pytest.raises(SystemExit, match="12_new.*MODELS"):
+    with raises_naming(SystemExit, "12_new.ipynb", "MODELS", "scripts/pretrain.py"):
         pretrain.notebook_models(new)
     renamed = notebook(tmp_path / "03_training.ipynb", "LATENT_DIM = 8\nSEED = 0\nN_EPOCHS = 10")
-    with pytest.raises(SystemExit, match="03_training.*'EPOCHS'"):
+    with raises_naming(SystemExit, "03_training.ipynb", "'EPOCHS'", "MODELS"):
         pretrain.notebook_models(renamed)
 
 
