@@ -119,7 +119,7 @@ def check_dead_dims(fn, codes) -> Feedback:
                                     else f"要的是死维度的编号（整数），你返回的是形状 {tuple(got.shape)} 的 `{got.dtype}`。")
     got, want, k = sorted(set(got.tolist())), latent.dead_dims(codes, rule="relu"), codes.shape[1]
     if got == want:
-        return Feedback("correct", f"这组 {k} 维编码里" + (f"有 {len(want)} 个死维度：第 {'、'.join(map(str, want))} 维。" if want else "没有死维度。"))
+        return Feedback("correct", f"这组 {k} 维编码里" + (f"有 {len(want)} 个死维度：{metrics.dims_text(want)}。" if want else "没有死维度。"))
     return Feedback("wrong", "编号差了 1：维度从 0 数起。" if want and got == [d + 1 for d in want] else
                     f"编号要小于 {k}：每个维度算一个比例（对图像那一维求平均）。" if max(got, default=0) >= k or min(got, default=0) < 0 else
                     ("有活维度被你算成了死维度" if set(got) - set(want) else "漏掉了死维度")
@@ -140,11 +140,11 @@ def check_naive_sampler(fn, model, clf, dead, mean: float, std: float, n: int = 
         return Feedback("wrong", f"{metrics.dims_text(nonzero_dead)}是死维度，应当恰好是 0{no_zeros}。")
     if zero_live:
         return Feedback("wrong", f"{metrics.dims_text(zero_live)}是活维度，不该全是 0。")
-    want, tol = sampling.naive_sample(n, dead, k, mean=mean, std=std)[:, live], 0.1 * std + 1e-6
-    if live and abs(z[:, live].std() - want.std()) > tol:
-        as_variance = "：像是把方差当成了标准差" if abs(z[:, live].std() - std ** 2) < tol else ""
-        return Feedback("wrong", f"活维度的标准差约 {z[:, live].std():.2f}，要求的 std 是 {std:g}{as_variance}。")
-    if live and abs(z[:, live].mean() - want.mean()) > tol:
-        return Feedback("wrong", f"活维度的均值约 {z[:, live].mean():.2f}，要求的 mean 是 {mean:g}。")
-    confident = (metrics.predict_proba(clf, latent.decode_codes(model, z)).max(dim=1).values > 0.9).float().mean()
+    want, yours, tol = sampling.naive_sample(n, dead, k, mean=mean, std=std)[:, live], z[:, live], 0.1 * std + 1e-6
+    if live and abs(yours.std() - want.std()) > tol:
+        as_variance = "：像是把方差当成了标准差" if abs(yours.std() - std ** 2) < tol else ""
+        return Feedback("wrong", f"活维度的标准差约 {yours.std():.2f}，要求的 std 是 {std:g}{as_variance}。")
+    if live and abs(yours.mean() - want.mean()) > tol:
+        return Feedback("wrong", f"活维度的均值约 {yours.mean():.2f}，要求的 mean 是 {mean:g}。")
+    confident = metrics.confident_share(metrics.predict_proba(clf, latent.decode_codes(model, z)))
     return Feedback("correct", f"形状、死维度、均值和标准差都对。解码你的 {n:,} 个 z，分类器有把握认出其中 {confident:.0%}（最高概率 > 0.9）。")

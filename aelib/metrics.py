@@ -26,6 +26,11 @@ def predict_proba(clf: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return batched_apply(lambda m, x: F.softmax(m(x), dim=1), clf, images, batch_size=1000)
 
 
+def confident_share(probs: torch.Tensor, threshold: float = 0.9) -> float:
+    """Share of rows of class probabilities ``probs`` ``[N, 10]`` whose top probability is above ``threshold``."""
+    return (probs.max(dim=1).values > threshold).float().mean().item()
+
+
 def extract_features(clf: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The classifier's penultimate features ``[N, 128]`` on the CPU."""
     return batched_apply(lambda m, x: m.features(x), clf, images, batch_size=1000)
@@ -164,7 +169,7 @@ class Yardstick:
         features = extract_features(self.clf, images)
         precision, recall = precision_recall(self.real_features, features)
         row = {"n": len(images), "mean_confidence": top.mean().item(),
-               "confident_share": (top > self.threshold).float().mean().item(), "class_entropy": entropy,
+               "confident_share": confident_share(probs, self.threshold), "class_entropy": entropy,
                "classes_covered": covered, "frechet": frechet_distance(features, self.real_features),
                "precision": precision, "recall": recall, "copy_share": math.nan}
         if self.train_images is not None:

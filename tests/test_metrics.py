@@ -245,6 +245,12 @@ def test_split_test_images_gives_two_disjoint_random_sets():
         metrics.split_test_images(images, 501)
 
 
+def test_confident_share_counts_rows_whose_top_probability_is_above_the_threshold():
+    probs = torch.tensor([[0.95, 0.05], [0.9, 0.1], [0.5, 0.5], [0.02, 0.98]])
+    assert metrics.confident_share(probs) == 0.5           # 0.9 itself is not above 0.9
+    assert metrics.confident_share(probs, threshold=0.5) == 0.75
+
+
 # --------------------------------------------------------------------------- Yardstick
 
 ROW_KEYS = ["n", "mean_confidence", "confident_share", "class_entropy", "classes_covered",
